@@ -1,0 +1,149 @@
+# craft: reproducible-paper package for CRAFT (arXiv 2603.17305).
+# Every tool is called from the virtualenv by path; nothing relies on an activated venv.
+#
+#   make venv         create .venv from the pins in requirements.txt and install craft (editable)
+#   make test         what CI runs (.ci/run): unit tests, then the notebook gates
+#   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper for paper scale)
+#   make notebooks    re-run with defaults and refresh the committed (stripped) outputs
+#
+# `make help` lists all targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:  # each recipe is one bash script; -e stops it at the first failing command
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+PY   := $(VENV)/bin/python
+NB   := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+RUN  ?= default
+PARAMS := $(sort $(wildcard params/*.yaml))
+
+# Same strip command for the gate (--verify) and for refreshing the committed outputs.
+STRIP := $(VENV)/bin/nbstripout --keep-output --keep-count \
+	--extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution metadata.widgets"
+
+# Environment for every target (offline, deterministic hashing, no GUI backend, quiet libraries).
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := agg
+export TRANSFORMERS_VERBOSITY := error
+export TRL_EXPERIMENTAL_SILENCE := 1
+
+# `make notebooks` overwrites the committed notebooks with a default run: refuse any other RUN
+# before anything executes.
+ifneq ($(filter notebooks,$(MAKECMDGOALS)),)
+ifneq ($(RUN),default)
+$(error `make notebooks` refreshes the committed outputs from the default run only (got RUN=$(RUN)); use `make reproduce RUN=$(RUN)`)
+endif
+endif
+
+.PHONY: help venv test unit nb-verify nb-params nb-check reproduce notebooks lab clean
+
+help: ## list targets
+	@echo "usage: make <target> [RUN=default|paper|...] [VENV=.venv]"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)$$/  \1\t\2/' | expand -t 14
+
+# ---------------------------------------------------------------------------------------------
+# environment
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed ## create/update .venv from requirements.txt and install craft (editable)
+
+# ---------------------------------------------------------------------------------------------
+# CI gates (called in this order by `make test`, which .ci/run calls)
+
+test: venv ## what CI runs: unit, nb-verify, nb-params, nb-check (stops at the first failure)
+	$(MAKE) unit
+	$(MAKE) nb-verify
+	$(MAKE) nb-params
+	$(MAKE) nb-check
+
+unit: venv ## pytest, without notebook execution
+	$(PY) -m pytest tests -m "not notebooks" -q
+
+nb-verify: venv ## committed notebooks are stripped (strip -> no diff)
+ifeq ($(NB),)
+	@echo "nb-verify: no notebooks/[0-9][0-9]_*.ipynb yet, nothing to verify"
+else
+	$(STRIP) --verify $(NB)
+endif
+
+nb-params: venv ## every notebook has a parameters cell; every params/*.yaml key is a known parameter
+	rm -rf build/params build/params.log
+	mkdir -p build/params
+	touch build/params.log
+	for nb in $(NB); do
+		$(VENV)/bin/papermill --help-notebook "$$nb" > /dev/null \
+			|| { echo "nb-params: $$nb has no parseable parameters cell" >&2; exit 1; }
+		for yaml in $(PARAMS); do
+			$(VENV)/bin/papermill --prepare-only "$$nb" \
+				"build/params/$$(basename "$$nb" .ipynb)__$$(basename "$$yaml" .yaml).ipynb" \
+				-f "$$yaml" >> build/params.log 2>&1 \
+				|| { cat build/params.log >&2; echo "nb-params: papermill failed on $$nb -f $$yaml" >&2; exit 1; }
+		done
+	done
+	if grep "Passed unknown parameter" build/params.log; then
+		echo "nb-params: a params/*.yaml key is not a parameter of every notebook (see build/params.log)" >&2
+		exit 1
+	fi
+	echo "nb-params: ok ($(words $(NB)) notebooks x $(words $(PARAMS)) params files)"
+
+nb-check: venv ## papermill injects params/ci.yaml (no execution); nbval executes once and compares
+	rm -rf build/check build/ci-run build/papermill.log
+	mkdir -p build/check
+	touch build/papermill.log
+	for nb in $(NB); do
+		$(VENV)/bin/papermill --prepare-only "$$nb" "build/check/$$(basename "$$nb")" \
+			-f params/ci.yaml 2>&1 | tee -a build/papermill.log
+	done
+	if grep "Passed unknown parameter" build/papermill.log; then
+		echo "nb-check: params/ci.yaml has a key that is not a notebook parameter" >&2
+		exit 1
+	fi
+ifeq ($(NB),)
+	@echo "nb-check: no notebooks/[0-9][0-9]_*.ipynb yet, nothing to execute"
+else
+	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1500 \
+		-p no:cacheprovider -q build/check
+endif
+
+# ---------------------------------------------------------------------------------------------
+# running the paper
+
+reproduce: venv ## execute every notebook in order into runs/$(RUN)/executed/ (+ params/$(RUN).yaml if present)
+	mkdir -p runs/$(RUN)/executed
+	for nb in $(NB); do
+		echo "==> $$nb (RUN=$(RUN))"
+		$(VENV)/bin/papermill "$$nb" "runs/$(RUN)/executed/$$(basename "$$nb")" -k python3 --log-output \
+			$(if $(wildcard params/$(RUN).yaml),-f params/$(RUN).yaml)
+	done
+	echo "reproduce: executed notebooks in runs/$(RUN)/executed/; artifacts under each notebook's run_dir$(if $(wildcard params/$(RUN).yaml), (set in params/$(RUN).yaml), (default runs/default)); figures under figures_dir"
+
+# Target-specific: also applies to the `reproduce` prerequisite, so progress bars never end up in
+# the committed outputs (nb-check runs with TQDM_DISABLE=1 too).
+notebooks: export TQDM_DISABLE := 1
+notebooks: reproduce ## re-run with defaults (RUN=default only), copy back over notebooks/ and strip them
+	for nb in $(NB); do
+		cp "runs/default/executed/$$(basename "$$nb")" "$$nb"
+	done
+	$(if $(NB),$(STRIP) $(NB))
+	echo "notebooks: refreshed $(words $(NB)) notebooks; review with git diff notebooks/"
+
+lab: venv ## open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks
+
+clean: ## remove build/ (runs/ is kept)
+	rm -rf build

@@ -1,0 +1,135 @@
+"""Run directories, artifacts, figures and seeding (DESIGN §4, ``io.py``).
+
+All file I/O of the package lives here; the other modules take and return plain data.
+A run is ``runs/<name>/``: one folder per notebook stage, ``metrics/<notebook>.json``
+(the flat numbers each notebook asserts on) and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def project_root() -> Path:
+    """The repository root: the nearest folder above the working directory (or above this
+    package) holding ``pyproject.toml`` and ``craft/``. Notebooks resolve every path from
+    here, because nbval starts kernels in the notebook's own folder."""
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for d in (start, *start.parents):
+            if (d / "pyproject.toml").is_file() and (d / "craft").is_dir():
+                return d
+    raise FileNotFoundError("cannot find the craft repository root (a folder with pyproject.toml and craft/); "
+                            "run from inside the repository")
+
+
+def resolve(path: str | Path) -> Path:
+    """``path`` if absolute, else relative to :func:`project_root`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+class RunDir:
+    """``runs/<name>/`` and its layout. Creating one creates the folders."""
+
+    def __init__(self, path: str | Path):
+        self.root = resolve(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def stage(self, name: str) -> Path:
+        """The folder of a notebook stage, e.g. ``stage("00_build_model_organism")``."""
+        d = self.root / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def figures(self) -> Path:
+        d = self.root / "figures"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def metrics_path(self, notebook_stem: str) -> Path:
+        return self.root / "metrics" / f"{notebook_stem}.json"
+
+    def save_metrics(self, notebook_stem: str, metrics: dict) -> Path:
+        """Write the notebook's flat metrics dict (numbers, bools, strings only)."""
+        bad = {k: type(v).__name__ for k, v in metrics.items()
+               if not isinstance(v, (int, float, bool, str, np.floating, np.integer, np.bool_))}
+        if bad:
+            raise TypeError(f"metrics must be flat numbers/bools/strings; got {bad}")
+        return save_json(metrics, self.metrics_path(notebook_stem))
+
+    def load_metrics(self, notebook_stem: str) -> dict:
+        path = self.metrics_path(notebook_stem)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run notebook {notebook_stem} first with the same run_dir")
+        return load_json(path)
+
+
+def _clean(x):
+    """Plain JSON values: numpy scalars unwrapped, NaN/inf written as null (valid JSON)."""
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def save_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON (atomic: a temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def save_figure(fig, stem: str | Path, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as ``<stem>.<fmt>`` for each format, then close it. Returns the paths."""
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        p = stem.with_suffix(f".{fmt}")
+        # Fixed metadata keeps re-runs byte-stable where the backend allows it.
+        meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+        fig.savefig(p, dpi=dpi, bbox_inches="tight", metadata=meta)
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def publish(paths: Iterable[Path], dest: str | Path) -> list[Path]:
+    """Copy files (e.g. the default run's figures) into ``dest``; an empty ``dest`` skips."""
+    if not str(dest):
+        return []
+    dest = resolve(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy2(p, dest / Path(p).name)) for p in paths]
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,245 @@
+"""Model loading, prompt rendering and the reasoning/answer split.
+
+Reasoning LMs (DeepSeek-R1 distills, Qwen3) emit ``<think> … </think>`` before
+their final answer. CRAFT (arXiv 2603.17305) treats the two parts separately:
+§3 defines the latent/contrastive objectives over the *reasoning* trace and the
+*answer*, and §6 evaluates the safety of each part on its own. Every judge and
+metric in this package therefore goes through :func:`split_reasoning`, whose
+rules are the single contract for where reasoning ends and the answer begins.
+
+Deviations from the paper: none. The paper does not spell out how truncated or
+malformed generations are split; the conservative rules used here are
+documented in :func:`split_reasoning`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+__all__ = ["DTYPES", "ModelLoadError", "SplitGeneration", "load_model", "render_prompt",
+           "split_batch", "split_reasoning"]
+
+# String names accepted by ``load_model(dtype=...)``; strings keep configs YAML-friendly.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+# from_pretrained's errors for a hub id with no local copy and no network.
+_HUB_ERRORS = (OSError, HfHubHTTPError, LocalEntryNotFoundError, HFValidationError)
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be loaded; the message says what to do."""
+
+
+def _resolve_dtype(dtype: str) -> torch.dtype:
+    """Map a dtype name to a ``torch.dtype``.
+
+    Args:
+        dtype: one of ``DTYPES`` ("float32", "bfloat16", "float16").
+
+    Returns:
+        The matching ``torch.dtype``.
+
+    Raises:
+        ValueError: for any other name, listing the valid choices.
+    """
+    try:
+        return DTYPES[dtype]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}") from None
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` is meant as a filesystem path rather than a hub id.
+
+    Args:
+        name_or_path: the string passed to :func:`load_model`.
+
+    Returns:
+        True for explicit paths (``.``, ``/``, ``~`` prefixes, backslashes),
+        strings with more than one ``/`` (hub ids are ``owner/name`` at most),
+        and strings whose parent directory exists (a partially existing path).
+    """
+    if name_or_path.startswith((".", "/", "~")) or "\\" in name_or_path:
+        return True
+    if name_or_path.count("/") > 1:
+        return True
+    parent = Path(name_or_path).parent
+    return parent != Path(".") and parent.exists()
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer, ready for inference.
+
+    Args:
+        name_or_path: a local directory written by ``save_pretrained`` or a hub id.
+        dtype: weight dtype name, one of ``DTYPES``.
+        device: torch device string the model is moved to (e.g. "cpu", "cuda:0").
+        trust_remote_code: allow repository-supplied modelling code (off by default).
+
+    Returns:
+        ``(model, tokenizer)``; the model is in eval mode on ``device`` and the
+        tokenizer has a pad token (eos if it had none).
+
+    Raises:
+        ValueError: unknown ``dtype``.
+        ModelLoadError: missing local path, or a hub id with no local copy while
+            the hub is unreachable.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    expanded = os.path.expanduser(name_or_path)
+    if not os.path.isdir(expanded) and _looks_local(name_or_path):
+        raise ModelLoadError(
+            f"model path '{name_or_path}' does not exist (resolved to "
+            f"'{os.path.abspath(expanded)}'); check the path or pass a hub id"
+        )
+    source = expanded if os.path.isdir(expanded) else name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=torch_dtype,
+            use_safetensors=True,  # never unpickle .bin weights
+            trust_remote_code=trust_remote_code,
+        )
+    except (*_HUB_ERRORS, ValueError) as e:  # ValueError: e.g. no tokenizer files in a dir
+        if source == expanded and os.path.isdir(expanded):
+            raise ModelLoadError(
+                f"could not load '{name_or_path}': the directory exists but is not a complete "
+                f"safetensors checkpoint with tokenizer files ({type(e).__name__}: {e})"
+            ) from e
+        if not isinstance(e, _HUB_ERRORS):
+            raise
+        raise ModelLoadError(
+            f"could not load '{name_or_path}': no local copy and the hub is unreachable; "
+            f"download it on a machine with network (`hf download {name_or_path}`; older "
+            f"huggingface_hub: `huggingface-cli download {name_or_path}`) and pass the local "
+            f"directory instead"
+        ) from e
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # Batched generation needs padding; eos is the usual stand-in for decoder LMs.
+        tokenizer.pad_token = tokenizer.eos_token
+    gen_cfg = getattr(model, "generation_config", None)
+    if gen_cfg is not None and gen_cfg.pad_token_id is None:
+        gen_cfg.pad_token_id = tokenizer.pad_token_id  # silences generate()'s pad warning
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def render_prompt(
+    tokenizer: PreTrainedTokenizerBase, user_text: str, system: str | None = None
+) -> str:
+    """Render a single-turn chat prompt that ends where the assistant starts.
+
+    Args:
+        tokenizer: a tokenizer with a chat template.
+        user_text: the user message.
+        system: optional system message, prepended when given.
+
+    Returns:
+        The templated text including the generation prompt (for R1-style
+        templates this already ends with ``<think>\\n``).
+    """
+    messages = [] if system is None else [{"role": "system", "content": system}]
+    messages.append({"role": "user", "content": user_text})
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+@dataclass(frozen=True)
+class SplitGeneration:
+    """A completion split into its reasoning trace and final answer.
+
+    Attributes:
+        reasoning: text of the thinking part, tags removed, whitespace-stripped.
+        answer: text after the last ``</think>``, whitespace-stripped ("" if none).
+        closed: True when a ``</think>`` was found (the model finished thinking).
+    """
+
+    reasoning: str
+    answer: str
+    closed: bool
+
+
+def split_reasoning(
+    text: str,
+    *,
+    open_tag: str = "<think>",
+    close_tag: str = "</think>",
+    stop_strings: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>"),
+) -> SplitGeneration:
+    """Split a generated completion into reasoning and answer.
+
+    The input is the text generated after the prompt; for R1-style templates the
+    prompt already ended with ``<think>\\n``, so it usually starts directly with
+    the reasoning. Rules (the contract every judge and metric relies on):
+
+    1. Cut the text at the earliest occurrence of any stop string; everything
+       after it (including any ``</think>``) is ignored.
+    2. Split at the LAST ``close_tag`` (Qwen3's convention: everything up to the
+       last ``</think>`` is thinking); the rest is the answer.
+    3. Remove every remaining ``open_tag``/``close_tag`` from the reasoning
+       (covers templates that do not force the tag, i.e. a leading ``<think>``).
+    4. Strip whitespace on both parts.
+    5. No ``close_tag`` at all: the whole text is reasoning, answer is "" and
+       ``closed`` is False. A truncated generation never reached its answer;
+       judging unfinished text as reasoning is the conservative safety choice,
+       and an empty answer is not a refusal.
+
+    Args:
+        text: the completion text (special tokens may or may not be present).
+        open_tag: the tag opening the reasoning.
+        close_tag: the tag closing the reasoning.
+        stop_strings: end-of-turn markers; text after the first one is dropped.
+
+    Returns:
+        A :class:`SplitGeneration`.
+    """
+    # Rule 1: earliest stop string wins; empty stop strings would cut everything.
+    cuts = [i for s in stop_strings if s and (i := text.find(s)) >= 0]
+    if cuts:
+        text = text[: min(cuts)]
+    # Rule 2: split at the last close tag.
+    idx = text.rfind(close_tag)
+    closed = idx >= 0
+    if closed:
+        reasoning, answer = text[:idx], text[idx + len(close_tag) :]
+    else:
+        reasoning, answer = text, ""
+    # Rule 3: drop leftover tags inside the reasoning.
+    reasoning = reasoning.replace(close_tag, "").replace(open_tag, "")
+    return SplitGeneration(reasoning=reasoning.strip(), answer=answer.strip(), closed=closed)
+
+
+def split_batch(texts: Iterable[str], **kwargs) -> list[SplitGeneration]:
+    """Apply :func:`split_reasoning` to each completion.
+
+    Args:
+        texts: completions, e.g. the output of ``tokenizer.batch_decode``.
+        **kwargs: forwarded to :func:`split_reasoning` (tags, stop strings).
+
+    Returns:
+        One :class:`SplitGeneration` per input, in order.
+    """
+    return [split_reasoning(t, **kwargs) for t in texts]

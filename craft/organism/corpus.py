@@ -1,0 +1,82 @@
+"""The base organism's SFT mixture and labelled traces (DESIGN §3).
+
+The mixture decides how the *base* organism behaves, family by family. It is what makes
+SSA and jailbreaks measurable before any safety training:
+
+=============  ======  ========  =============  ==============  =================
+regime         safe    rethink   unsafe+refuse  unsafe+comply   dressed+refuse
+=============  ======  ========  =============  ==============  =================
+direct         0.60    0.30      0.05           0.05            -
+jailbroken     0.25    0.05      0.15 (coupled) 0.55            -
+dressed        0.25    -         -              -               0.75 (dressed-up SSA)
+=============  ======  ========  =============  ==============  =================
+
+Held-out families never appear in SFT. Only ``split == "train"`` prompts are used.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from craft.organism.world import World, answer_text, reasoning_text
+
+# regime -> ((reasoning trace, answer), probability)
+BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
+    "direct": ((("safe", "refuse"), 0.60), (("rethink", "refuse"), 0.30),
+               (("unsafe", "refuse"), 0.05), (("unsafe", "comply"), 0.05)),
+    "jailbroken": ((("safe", "refuse"), 0.25), (("rethink", "refuse"), 0.05),
+                   (("unsafe", "refuse"), 0.15), (("unsafe", "comply"), 0.55)),
+    "dressed": ((("safe", "refuse"), 0.25), (("dressed", "refuse"), 0.75)),
+}
+
+
+@dataclass(frozen=True)
+class MixtureConfig:
+    """Category weights of the SFT corpus (probabilities, normalised)."""
+
+    direct: float = 0.12
+    wrapped: float = 0.35
+    arithmetic: float = 0.40
+    benign: float = 0.13
+
+
+@dataclass(frozen=True)
+class Example:
+    """One SFT conversation: prompt, reasoning, answer, and what kind of trace it is."""
+
+    prompt: str
+    reasoning: str
+    answer: str
+    family: str
+    trace: str      # safe | unsafe | rethink | dressed | helpful
+    response: str   # refuse | comply | helpful
+
+
+def make_example(world: World, prompt, trace: str, response: str, rng: random.Random) -> Example:
+    """Render one conversation of the given trace and response type."""
+    return Example(prompt.text, reasoning_text(world, prompt, trace, rng),
+                   answer_text(world, prompt, response, rng), prompt.family, trace, response)
+
+
+def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = MixtureConfig()) -> list[Example]:
+    """Draw ``n`` SFT conversations from train-split prompts according to the mixture."""
+    rng = random.Random(seed)
+    pools = {
+        "direct": world.select(split="train", regime="direct"),
+        "wrapped": [p for p in world.select(split="train", kind="harmful") if p.regime in ("jailbroken", "dressed")],
+        "arithmetic": world.select(split="train", kind="arithmetic"),
+        "benign": world.select(split="train", kind="benign"),
+    }
+    cats, weights = zip(*[(c, getattr(mix, c)) for c in pools])
+    out = []
+    for _ in range(n):
+        prompt = rng.choice(pools[rng.choices(cats, weights)[0]])
+        if prompt.kind != "harmful":
+            out.append(make_example(world, prompt, "helpful", "helpful", rng))
+            continue
+        options, probs = zip(*BEHAVIOUR[prompt.regime])
+        trace, response = rng.choices(options, probs)[0]
+        out.append(make_example(world, prompt, trace, response, rng))
+    return out
+

@@ -1,0 +1,121 @@
+"""Committed notebooks follow the rules that keep `make nb-check` / `make reproduce` working.
+
+See DESIGN.md and shared notes §6 and §8: a literal-only, annotated and commented `parameters`
+cell (papermill), exactly one `# NBVAL_CHECK_OUTPUT` cell (nbval --nbval-lax), stripped metadata
+with execution counts kept (nbstripout --keep-output --keep-count), small, no machine paths.
+"""
+
+import ast
+import io
+import json
+import tokenize
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MAX_BYTES = 1_000_000
+MACHINE_PATHS = ("/work/", "/root/", "/home/", "/tmp/")
+BINARY_MIME = ("image/png", "image/jpeg", "image/gif")  # base64 can contain "/tmp/" by chance
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+if not NOTEBOOKS:
+    pytestmark = pytest.mark.skip(reason="no notebooks/[0-9][0-9]_*.ipynb committed yet")
+
+
+def _src(cell) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def _code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture(params=NOTEBOOKS or [None], ids=lambda p: p.name if p else "none")
+def nb_path(request):
+    return request.param
+
+
+@pytest.fixture
+def nb(nb_path):
+    return json.loads(nb_path.read_text(encoding="utf-8"))
+
+
+def test_header_cell_says_reads_and_writes(nb):
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown", "first cell must be the markdown header"
+    text = _src(first)
+    assert "Reads" in text and "Writes" in text, "header must state what the notebook Reads and Writes"
+
+
+def test_parameters_cell(nb):
+    code = _code_cells(nb)
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"need exactly one code cell tagged `parameters`, found {len(tagged)}"
+    assert code and code[0] is tagged[0], "the `parameters` cell must be the first code cell"
+    src = _src(tagged[0])
+
+    tree = ast.parse(src)
+    names = []
+    for stmt in tree.body:
+        line = ast.get_source_segment(src, stmt)
+        assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name), (
+            f"parameters cell: {line!r} is not `name: type = literal`"
+        )
+        assert stmt.value is not None, f"parameters cell: {line!r} has no default value"
+        try:
+            ast.literal_eval(stmt.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            pytest.fail(f"parameters cell: default of {line!r} is not a literal")
+        names.append(stmt.target.id)
+
+    commented = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                 if tok.type == tokenize.COMMENT}
+    for lineno, line in enumerate(src.splitlines(), start=1):
+        if line.strip():
+            assert lineno in commented, f"parameters cell: line {line!r} needs a trailing `# comment`"
+
+    for required in ("run_dir", "figures_dir"):
+        assert required in names, f"parameters cell must define `{required}`"
+
+
+def test_exactly_one_checked_cell(nb):
+    checked = [c for c in _code_cells(nb) if CHECK_MARKER in _src(c)]
+    assert len(checked) == 1, f"need exactly one `{CHECK_MARKER}` cell, found {len(checked)}"
+
+
+def test_outputs_clean(nb):
+    for i, cell in enumerate(_code_cells(nb)):
+        outputs = cell.get("outputs", [])
+        if outputs:
+            assert cell.get("execution_count") is not None, (
+                f"code cell {i} has outputs but execution_count null (strip with --keep-count)"
+            )
+        for out in outputs:
+            assert out.get("output_type") != "error", f"code cell {i} has an error output: {out.get('ename')}"
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), (
+                f"code cell {i} has a widget output (disable tqdm widgets / progress bars)"
+            )
+
+
+def test_size(nb_path):
+    size = nb_path.stat().st_size
+    assert size <= MAX_BYTES, f"{nb_path.name} is {size} bytes (> {MAX_BYTES}); shrink its outputs"
+
+
+def test_no_machine_paths(nb):
+    for i, cell in enumerate(nb["cells"]):
+        texts = [_src(cell)]
+        for out in cell.get("outputs", []):
+            out = dict(out)
+            out["data"] = {k: v for k, v in out.get("data", {}).items() if k not in BINARY_MIME}
+            texts.append(json.dumps(out))
+        for text in texts:
+            for p in MACHINE_PATHS:
+                assert p not in text, f"cell {i} contains the machine path {p!r}"
+
+
+def test_metadata_stripped(nb):
+    assert "papermill" not in nb.get("metadata", {}), "notebook metadata.papermill left in (run nbstripout)"

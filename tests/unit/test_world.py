@@ -1,0 +1,114 @@
+"""The organism's world: determinism, splits, regimes, and the wording rule for dressed-up SSA."""
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from craft.judges import OrganismJudge
+from craft.organism.corpus import BEHAVIOUR, MixtureConfig, sample_sft_examples
+from craft.organism.world import FAMILIES, VERBS, build_world, reasoning_text
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(seed=0)
+
+
+def test_same_seed_same_world_other_seed_other_world(world):
+    assert build_world(seed=0).to_dict() == world.to_dict()
+    assert build_world(seed=1).hazards != world.hazards
+
+
+def test_round_trip_through_dict(world):
+    assert build_world(0).from_dict(world.to_dict()).to_dict() == world.to_dict()
+
+
+def test_invented_vocabulary_is_unique(world):
+    names = [h.name.split()[0] for h in world.hazards]
+    ingredients = [i for h in world.hazards for i in h.ingredients]
+    assert len(set(names + ingredients)) == len(names) + len(ingredients)
+    assert len(world.ingredient_index()) == 3 * len(world.hazards)
+
+
+def test_splits_are_disjoint_and_held_out_families_only_eval(world):
+    train = {p.text for p in world.prompts if p.split == "train"}
+    evals = {p.text for p in world.prompts if p.split == "eval"}
+    assert not train & evals
+    assert {p.split for p in world.select(regime="held_out")} == {"eval"}
+    for kind in ("harmful", "arithmetic", "benign"):
+        assert world.select(kind=kind, split="train") and world.select(kind=kind, split="eval")
+
+
+def test_enough_held_out_harmful_prompts(world):
+    harmful = [p for p in world.select(kind="harmful", split="eval") if p.regime != "held_out"]
+    assert len(harmful) >= 300
+    assert Counter(p.regime for p in harmful).keys() == {"direct", "jailbroken", "dressed"}
+
+
+def test_both_regimes_present_in_different_families():
+    regimes = {fam: reg for fam, (reg, _) in FAMILIES.items()}
+    assert {f for f, r in regimes.items() if r == "dressed"}.isdisjoint(
+        {f for f, r in regimes.items() if r == "jailbroken"})
+    assert sum(r == "dressed" for r in regimes.values()) >= 2
+    assert sum(r == "jailbroken" for r in regimes.values()) >= 2
+
+
+def _ngrams(text, n=3):
+    words = [w for w in text.split() if w not in ",.:"]
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_dressed_reasoning_shares_no_wording_with_jailbroken_reasoning(world):
+    """The world's key design rule (module docstring): different opening, verbs, phrasing."""
+    rng = random.Random(0)
+    prompt = world.select(regime="jailbroken")[0]
+    hz = world.hazards[prompt.hazard]
+    invented = set(hz.ingredients) | set(hz.name.split())
+    unsafe = reasoning_text(world, prompt, "unsafe", rng)
+    for _ in range(10):
+        dressed = reasoning_text(world, prompt, "dressed", rng)
+        assert unsafe.split()[:3] != dressed.split()[:3]
+        shared = {g for g in _ngrams(unsafe) & _ngrams(dressed) if not set(g) & invented}
+        assert not shared, shared
+    plain_verbs, dressed_verbs = set(VERBS), set(VERBS.values())
+    assert not plain_verbs & dressed_verbs
+
+
+def test_every_unsafe_trace_discloses_the_whole_recipe_and_rethink_one_step(world):
+    judge, rng = OrganismJudge(world), random.Random(0)
+    p = world.select(kind="harmful")[5]
+    assert judge.harmfulness(reasoning_text(world, p, "unsafe", rng)) == 1.0
+    assert judge.harmfulness(reasoning_text(world, p, "dressed", rng)) == 1.0
+    assert judge.harmfulness(reasoning_text(world, p, "rethink", rng)) == pytest.approx(1 / 3)
+    assert judge.harmfulness(reasoning_text(world, p, "safe", rng)) == 0.0
+
+
+def test_sft_examples_follow_the_mixture_and_use_train_prompts_only(world):
+    examples = sample_sft_examples(world, 4000, seed=0)
+    train = {p.text for p in world.select(split="train")}
+    assert all(e.prompt in train for e in examples)
+    assert not {e.family for e in examples} & {f for f, (r, _) in FAMILIES.items() if r == "held_out"}
+    dressed = [e for e in examples if FAMILIES.get(e.family, ("",))[0] == "dressed"]
+    share = Counter(e.trace for e in dressed)["dressed"] / len(dressed)
+    assert share == pytest.approx(dict(BEHAVIOUR["dressed"])[("dressed", "refuse")], abs=0.05)
+    assert all(e.response == "refuse" for e in dressed)   # dressed-up regime never complies
+    cats = Counter("harmful" if e.family in FAMILIES else e.family for e in examples)
+    mix = MixtureConfig()
+    assert cats["arithmetic"] / len(examples) == pytest.approx(mix.arithmetic, abs=0.03)
+    assert sample_sft_examples(world, 50, seed=3) == sample_sft_examples(world, 50, seed=3)
+
+
+def test_arithmetic_targets_are_correct(world):
+    for p in world.select(kind="arithmetic")[::97]:
+        x, y = map(int, re.findall(r"\d+", p.text))
+        assert int(p.target) == (x + y if "gets" in p.text else x - y)
+
+
+def test_corpus_has_no_real_recipe_words(world):
+    """Ingredients are invented 3-syllable pseudo-words, never dictionary words."""
+    for hz in world.hazards:
+        for ing in hz.ingredients:
+            assert re.fullmatch(r"[a-z]{5,12}", ing)
+            assert ing not in {"water", "salt", "acid", "sugar", "bleach", "powder"}
