@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from craft.judges import HARM_THRESHOLD, OrganismJudge, is_refusal

@@ -28,7 +28,7 @@ def behaviour_by_family(table: pd.DataFrame, benign: dict[str, float], title: st
     ax.set_xticks(x, [f"{f}\n{REGIME_LABEL[r]}\nn={n}" for f, r, n in zip(t.family, t.regime, t.n)], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate on held-out harmful prompts")
-    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     bx.bar(range(len(benign)), list(benign.values()), color=["#4c72b0", "#55a868"][:len(benign)])
     bx.set_xticks(range(len(benign)), list(benign), fontsize=8)
@@ -52,5 +52,81 @@ def loss_curve(log_history: list[dict], title: str = "SFT loss") -> plt.Figure:
     ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+CLASS_COLORS = {"safe": "#4c72b0", "rethink": "#dd8452", "unsafe": "#c44e52"}
+
+
+def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
+    """Held-out 3-way probe accuracy per layer, one line per model, chosen layers marked."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    for name, df in sweep.groupby("model", sort=True):
+        line, = ax.plot(df.layer, df.probe_acc_3way, marker="o", label=name)
+        row = df[df.layer == chosen[name]]
+        ax.scatter(row.layer, row.probe_acc_3way, s=140, facecolors="none", edgecolors=line.get_color())
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("held-out 3-way probe accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.axhline(1 / 3, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]], title_suffix: dict[str, str] | None = None) -> plt.Figure:
+    """Paper Fig. 2 style: 2-D PCA of latents coloured by class, one panel per model,
+    with class centroids marked. ``panels[name] = (points (N, 2), labels (N,))``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (name, (pts, labels)) in zip(axes[0], panels.items()):
+        for cls, color in CLASS_COLORS.items():
+            m = labels == cls
+            ax.scatter(pts[m, 0], pts[m, 1], s=6, alpha=0.35, color=color, label=cls)
+            ax.scatter(*pts[m].mean(0), s=160, marker="X", color=color, edgecolors="black", linewidths=0.8)
+        ax.set_title(f"{name}" + (f" · {title_suffix[name]}" if title_suffix else ""), fontsize=10)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+        ax.legend(fontsize=8, markerscale=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(p: np.ndarray, y: np.ndarray, n_bins: int = 10, p_rethink: np.ndarray | None = None) -> plt.Figure:
+    """Calibration of ``p`` (predicted P(safe)) against binary ``y``: observed frequency per bin,
+    with bin counts; optionally the distribution of ``p`` on rethink traces below."""
+    edges = np.linspace(0, 1, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    freq = np.array([y[idx == b].mean() if (idx == b).any() else np.nan for b in range(n_bins)])
+    count = np.bincount(idx, minlength=n_bins)
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(4.2, 5), height_ratios=[3, 1.3], sharex=True)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.bar(centres, freq, width=1 / n_bins, edgecolor="black", alpha=0.7, color="#4c72b0")
+    ax.set_ylabel("observed fraction safe")
+    ax.set_title("reliability of p_z (safe vs unsafe traces)", fontsize=10)
+    bx.bar(centres, count, width=1 / n_bins, color="#4c72b0", alpha=0.7, label="safe + unsafe")
+    if p_rethink is not None:
+        bx.hist(p_rethink, bins=edges, color=CLASS_COLORS["rethink"], alpha=0.7, label="rethink")
+    bx.set_yscale("log")
+    bx.set_xlabel("predicted p_z = P(safe)")
+    bx.set_ylabel("traces")
+    bx.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def lclr_losses(logs: dict[str, list[dict]]) -> plt.Figure:
+    """LCLR loss terms per epoch, one panel per variant."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 3), squeeze=False)
+    for ax, (name, log) in zip(axes[0], logs.items()):
+        df = pd.DataFrame(log)
+        for col in [c for c in df.columns if c not in ("epoch", "step")]:
+            ax.plot(df["epoch"], df[col], marker="o", label=col)
+        ax.set_title(f"LCLR · {name}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8, frameon=False)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

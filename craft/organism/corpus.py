@@ -80,3 +80,22 @@ def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = Mi
         out.append(make_example(world, prompt, trace, response, rng))
     return out
 
+
+
+# Trace type -> LCLR / probe class (paper §3, §4.1): dressed-up reasoning is unsafe reasoning.
+TRACE_CLASS = {"safe": "safe", "unsafe": "unsafe", "dressed": "unsafe", "rethink": "rethink"}
+
+
+def labelled_traces(world: World, split: str, seed: int, max_prompts: int | None = None) -> list[Example]:
+    """Teacher-forced traces of every type for the harmful prompts of ``split`` (held-out
+    families excluded): per prompt one safe, one plain unsafe, one dressed-up unsafe and one
+    rethink trace, each followed by the refusal (a later answer cannot change the reasoning's
+    hidden states: the model is causal). Class of each: ``TRACE_CLASS[example.trace]``.
+    ``max_prompts`` keeps a seeded random subset of the prompts (in world order)."""
+    rng = random.Random(seed)
+    prompts = [p for p in world.select(split=split, kind="harmful") if p.regime != "held_out"]
+    if max_prompts is not None and max_prompts < len(prompts):
+        keep = set(rng.sample(range(len(prompts)), max_prompts))
+        prompts = [p for i, p in enumerate(prompts) if i in keep]
+    return [make_example(world, p, trace, "refuse", rng)
+            for p in prompts for trace in ("safe", "unsafe", "dressed", "rethink")]

@@ -119,3 +119,18 @@ def test_no_machine_paths(nb):
 
 def test_metadata_stripped(nb):
     assert "papermill" not in nb.get("metadata", {}), "notebook metadata.papermill left in (run nbstripout)"
+
+
+def test_papermill_parses_every_parameter(nb):
+    """papermill's own parser must read every line (a quote in a trailing comment breaks it,
+    and papermill then only warns that the parameter is unknown)."""
+    from papermill.inspection import _infer_parameters
+    import nbformat
+
+    notebook = nbformat.reads(json.dumps(nb), as_version=4)
+    for c in notebook.cells:
+        c.metadata.setdefault("tags", [])   # papermill's reader does this before inspecting
+    cell = next(c for c in _code_cells(nb) if "parameters" in c.get("metadata", {}).get("tags", []))
+    names = {n.id for n in ast.walk(ast.parse(_src(cell))) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    parsed = {p.name for p in _infer_parameters(notebook)}
+    assert parsed == names, f"papermill cannot parse: {sorted(names - parsed)}"

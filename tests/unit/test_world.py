@@ -112,3 +112,23 @@ def test_corpus_has_no_real_recipe_words(world):
         for ing in hz.ingredients:
             assert re.fullmatch(r"[a-z]{5,12}", ing)
             assert ing not in {"water", "salt", "acid", "sugar", "bleach", "powder"}
+
+
+def test_labelled_traces_cover_every_class_per_prompt(world):
+    from craft.organism.corpus import TRACE_CLASS, labelled_traces
+
+    traces = labelled_traces(world, "eval", seed=0)
+    prompts = [p for p in world.select(split="eval", kind="harmful") if p.regime != "held_out"]
+    assert len(traces) == 4 * len(prompts)
+    assert Counter(TRACE_CLASS[t.trace] for t in traces) == {"safe": len(prompts), "unsafe": 2 * len(prompts),
+                                                              "rethink": len(prompts)}
+    assert {t.prompt for t in traces} == {p.text for p in prompts}
+
+
+def test_labelled_traces_subset_is_seeded():
+    from craft.organism.corpus import labelled_traces
+
+    world = build_world(seed=0)
+    a, b = labelled_traces(world, "train", seed=5, max_prompts=30), labelled_traces(world, "train", seed=5, max_prompts=30)
+    assert a == b and len(a) == 120
+    assert labelled_traces(world, "train", seed=6, max_prompts=30) != a

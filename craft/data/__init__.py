@@ -1,0 +1,1 @@
+"""Real benchmark loaders and converters; each downloads and caches, or reads a local path."""

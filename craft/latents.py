@@ -1,0 +1,286 @@
+"""THE hidden-state function of the package: layer ``L``, pooled over the reasoning span.
+
+CRAFT (arXiv 2603.17305) works on a latent ``z`` of a reasoning trace: §3 probes it (safe, unsafe
+and rethink traces are separable), §4.1 trains the LCLR heads on it and §4.2 rewards it in GRPO
+(``R_ls``, ``R_cons``); the evaluation's latent monitor reads it too. Every one of those goes
+through :func:`latents` (or its batched wrappers), so the representation cannot drift between
+phases.
+
+Definition. The hidden state at layer ``layer``, pooled (``pool="mean"`` or ``"last"``) over the
+*reasoning span*: the tokens after the generation prompt (which ends with ``<think>\\n``) and
+before the closing ``</think>`` token. Without a ``</think>`` (an unfinished trace) every
+completion token is reasoning, as in :func:`craft.models.split_reasoning`. An empty span falls
+back to the last attended token of the row (see :func:`pool_states`).
+
+Deviation fixed (DESIGN §2, defect 3). The authors' code used a different state in each phase:
+the mean over the trace after the final norm in LCLR, the mean over prompt+response before the
+final norm in R2L, while Theorem 5.1 reasons about the final token. Here there is one definition,
+configurable through :class:`LatentSpec` (``layer``, ``pool``), used everywhere.
+
+Layer convention. ``layer`` is an int in ``[0, num_hidden_layers]``: 0 is the embedding output,
+``k`` the output of decoder layer ``k`` (``model.model.layers[k-1]``), which equals
+``output_hidden_states=True``'s ``hidden_states[k]`` for ``k < num_hidden_layers``. For
+``k == num_hidden_layers`` transformers returns the state AFTER the final norm as
+``hidden_states[-1]``; we apply ``model.model.norm`` too, so ``layer=num_hidden_layers`` equals
+``hidden_states[-1]`` exactly. The forward stops after the requested layer: the layers above it
+and the LM head are never computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
+
+from craft.models import render_prompt
+
+__all__ = ["POOLS", "LatentSpec", "TraceBatch", "encode_traces", "latents", "layer_states",
+           "pool_states", "reasoning_span_mask", "trace_latents", "trace_token_states"]
+
+POOLS = ("mean", "last")
+CLOSE_TAG = "</think>"
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """Which hidden state is "the latent": decoder ``layer`` (see module docstring), ``pool``."""
+
+    layer: int
+    pool: str = "mean"  # "mean" | "last" over the reasoning span
+
+    def __post_init__(self):
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}; choose one of {list(POOLS)}")
+        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
+            raise ValueError(f"layer must be a non-negative int, got {self.layer!r}")
+
+
+class TraceBatch(NamedTuple):
+    """Token ids of prompt+trace rows and the mask of their reasoning tokens."""
+
+    input_ids: Tensor       # (B, T) long
+    attention_mask: Tensor  # (B, T) long, 1 = real token
+    span_mask: Tensor       # (B, T) bool, True = reasoning token
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook to end the forward once the wanted layer has run."""
+
+
+def _close_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    ids = tokenizer(CLOSE_TAG, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ValueError(f"{CLOSE_TAG!r} is not a single token for this tokenizer: {ids}")
+    return ids[0]
+
+
+def _encode_row(tokenizer, prompt: str, reasoning: str, answer: str | None, close_id: int):
+    """``(ids, n_prompt, n_span)`` of one trace; prompt and tail tokenised separately."""
+    prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    if answer is None:
+        tail_ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
+        return prompt_ids + tail_ids, len(prompt_ids), len(tail_ids)
+    tail = f"{reasoning}\n{CLOSE_TAG}\n\n{answer}{tokenizer.eos_token}"
+    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    # </think> is an added token, so each textual occurrence is one id; ours follows those in the reasoning.
+    closes = [i for i, t in enumerate(tail_ids) if t == close_id]
+    return prompt_ids + tail_ids, len(prompt_ids), closes[reasoning.count(CLOSE_TAG)]
+
+
+def encode_traces(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], reasonings: Sequence[str],
+                  answers: Sequence[str] | None = None, padding_side: str = "right") -> TraceBatch:
+    """Tokenise ``render_prompt(prompt) + reasoning + "\\n</think>\\n\\n" + answer + eos`` per row.
+
+    With ``answers=None`` the row is ``render_prompt(prompt) + reasoning`` (no ``</think>``) and the
+    whole tail is the span. With answers, the span is every token between the prompt and the
+    ``</think>`` token, i.e. it includes the ``"\\n"`` before ``</think>``, exactly as in a generated
+    sequence (so :func:`reasoning_span_mask` marks the same tokens). Rows are padded to the batch
+    maximum on ``padding_side`` with ``tokenizer.pad_token_id``.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if len(prompts) != len(reasonings) or (answers is not None and len(answers) != len(prompts)):
+        raise ValueError("prompts, reasonings and answers must have the same length")
+    close_id = _close_token_id(tokenizer)
+    rows = [_encode_row(tokenizer, p, r, None if answers is None else answers[i], close_id)
+            for i, (p, r) in enumerate(zip(prompts, reasonings))]
+    T = max((len(ids) for ids, _, _ in rows), default=0)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.full((len(rows), T), pad_id, dtype=torch.long)      # (B, T)
+    attention_mask = torch.zeros((len(rows), T), dtype=torch.long)        # (B, T)
+    span_mask = torch.zeros((len(rows), T), dtype=torch.bool)             # (B, T)
+    for b, (ids, n_prompt, n_span) in enumerate(rows):
+        start = T - len(ids) if padding_side == "left" else 0
+        input_ids[b, start:start + len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[b, start:start + len(ids)] = 1
+        span_mask[b, start + n_prompt:start + n_prompt + n_span] = True
+    return TraceBatch(input_ids, attention_mask, span_mask)
+
+
+def reasoning_span_mask(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor,
+                        close_token_id: int) -> Tensor:
+    """Reasoning tokens of generated rows (prompt ids + completion ids, any padding side).
+
+    The completion is every attended token after the first ``prompt_lengths[b]`` attended tokens
+    of row ``b``. Reasoning = completion tokens before the LAST ``close_token_id`` of the
+    completion (as :func:`craft.models.split_reasoning`), or the whole completion if it has none.
+    Tokens with ``attention_mask == 0`` (padding, anything masked after eos) are never reasoning.
+
+    Returns:
+        (B, T) bool.
+    """
+    attended = attention_mask.bool()                                               # (B, T)
+    completion = attended & (attention_mask.cumsum(-1) > prompt_lengths.view(-1, 1))  # (B, T)
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    is_close = completion & (input_ids == close_token_id)                          # (B, T)
+    last_close = torch.where(is_close, positions, -1).amax(-1, keepdim=True)       # (B, 1)
+    before_close = (positions < last_close) | (last_close < 0)                     # (B, T)
+    return completion & before_close
+
+
+def _decoder(model: nn.Module) -> nn.Module:
+    """The decoder stack (the object with ``.layers``, ``.embed_tokens``, ``.norm``).
+
+    Unwraps DDP-style ``.module`` and peft's ``get_base_model()``; LoRA layers live inside the
+    stack's modules, so calling the stack directly still applies them.
+    """
+    model = getattr(model, "module", model)
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "layers"):
+        return inner
+    if hasattr(model, "layers"):
+        return model
+    raise TypeError(f"cannot find a decoder stack with .layers in {type(model).__name__}")
+
+
+def _check_layer(layer: int, num_layers: int) -> None:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= num_layers:
+        raise ValueError(f"layer must be an int in [0, {num_layers}] (0 = embeddings, "
+                         f"{num_layers} = final normed output), got {layer!r}")
+
+
+def layer_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, layer: int) -> Tensor:
+    """Hidden states at ``layer`` (module-docstring convention), computing nothing above it.
+
+    Gradients flow if the caller is not under ``torch.no_grad()``; this function never disables
+    them. Positions come from the attention mask, so left and right padding give the same states.
+
+    Returns:
+        (B, T, d) tensor in the model's dtype and device.
+    """
+    stack = _decoder(model)
+    num_layers = len(stack.layers)
+    _check_layer(layer, num_layers)
+    target = stack.embed_tokens if layer == 0 else stack.layers[layer - 1]
+    captured: list[Tensor] = []
+
+    def hook(_module, _args, output):
+        captured.append(output[0] if isinstance(output, (tuple, list)) else output)
+        raise _StopForward
+
+    handle = target.register_forward_hook(hook)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    try:
+        stack(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(f"layer {layer} was never reached in the forward of {type(stack).__name__}")
+    states = captured[0]                                                  # (B, T, d)
+    return stack.norm(states) if layer == num_layers and layer > 0 else states
+
+
+def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Tensor) -> Tensor:
+    """Pool ``states`` (B, T, d) over ``span_mask`` (B, T): mean of the span, or its last token.
+
+    Empty span (no reasoning token in the row): the row falls back to its LAST ATTENDED token
+    (largest position with ``attention_mask == 1``) for both pools. For a prompt-only row
+    (``encode_traces(..., answers=None)`` with empty reasoning, or a truncated-at-zero generation)
+    that is the last prompt token; when an answer follows an empty reasoning it is the final token
+    of the sequence, the state Theorem 5.1 reasons about.
+
+    Returns:
+        (B, d), same dtype as ``states``.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; choose one of {list(POOLS)}")
+    positions = torch.arange(states.shape[1], device=states.device).expand(states.shape[:2])  # (B, T)
+    fallback = torch.where(attention_mask.bool(), positions, -1).amax(-1)                     # (B,)
+    empty = ~span_mask.any(-1)                                                                # (B,)
+    mask = span_mask.clone()
+    mask[empty, fallback[empty]] = True                                                       # (B, T)
+    if pool == "last":
+        last = torch.where(mask, positions, -1).amax(-1)                                      # (B,)
+        return states[torch.arange(states.shape[0], device=states.device), last]              # (B, d)
+    # masked_fill, not multiply: padded rows of left-padded batches may hold non-finite values.
+    total = states.masked_fill(~mask.unsqueeze(-1), 0.0).sum(1)                               # (B, d)
+    return total / mask.sum(-1, keepdim=True).to(states.dtype)
+
+
+def latents(model: nn.Module, batch: TraceBatch, spec: LatentSpec) -> Tensor:
+    """THE latent of each row: layer ``spec.layer`` pooled over the reasoning span. (B, d)."""
+    states = layer_states(model, batch.input_ids, batch.attention_mask, spec.layer)  # (B, T, d)
+    return pool_states(states, batch.span_mask.to(states.device), spec.pool,
+                       batch.attention_mask.to(states.device))
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _batches(n: int, batch_size: int):
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def _on(batch: TraceBatch, device: torch.device) -> TraceBatch:
+    return TraceBatch(*(t.to(device) for t in batch))
+
+
+def trace_latents(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                  reasonings: Sequence[str], answers: Sequence[str] | None, spec: LatentSpec,
+                  batch_size: int = 64, progress: bool = False) -> Tensor:
+    """:func:`latents` of many traces, batched, without gradients, in eval mode. (N, d) float32 CPU.
+
+    The model's train/eval mode is restored afterwards.
+    """
+    from tqdm import tqdm
+
+    out, was_training = [], model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for sl in tqdm(_batches(len(prompts), batch_size), disable=not progress, desc="latents"):
+                batch = encode_traces(tokenizer, prompts[sl], reasonings[sl],
+                                      None if answers is None else answers[sl])
+                out.append(latents(model, _on(batch, _device(model)), spec).float().cpu())  # (b, d)
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, _decoder(model).embed_tokens.weight.shape[1])
+
+
+def trace_token_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                       reasonings: Sequence[str], answers: Sequence[str] | None, layer: int,
+                       batch_size: int = 64) -> list[Tensor]:
+    """Per trace, the (T_i, d) float32 CPU states of its reasoning tokens at ``layer`` (for LCLR's
+    token-dropout views). ``T_i`` may be 0 (empty reasoning, no fallback here). No gradients."""
+    out, was_training = [], model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for sl in _batches(len(prompts), batch_size):
+                batch = _on(encode_traces(tokenizer, prompts[sl], reasonings[sl],
+                                          None if answers is None else answers[sl]), _device(model))
+                states = layer_states(model, batch.input_ids, batch.attention_mask, layer)  # (b, T, d)
+                out.extend(s[m].float().cpu() for s, m in zip(states, batch.span_mask))     # (T_i, d)
+    finally:
+        model.train(was_training)
+    return out

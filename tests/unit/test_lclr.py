@@ -1,0 +1,204 @@
+"""LCLR (paper §4.1): loss formulas on hand-made vectors, prototypes, training on a planted
+3-cluster problem (both variants), save/load, metrics on hand-computed cases, determinism."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from craft.lclr import (
+    LABEL_NAMES, RETHINK, SAFE, SOFT_LABEL, UNSAFE, LCLRConfig, LCLRHeads, Prototypes, accuracy_3way,
+    auroc_safe_unsafe, bernoulli_kl, brier_score, calibration_loss, evaluate_heads,
+    expected_calibration_error, info_nce, load_heads, ordering_loss, proto_loss, prototype_gaps,
+    save_heads, soft_targets, token_dropout_view, triplet_loss,
+)
+
+E = torch.eye(3)                  # μ_safe = e0, μ_unsafe = e1, μ_rethink = e2
+SMALL = dict(d_model=32, proj_hidden=64, proj_dim=32, lr=3e-3, epochs=4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls: one thread is faster and immune to a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def planted(n=300, d=32, seed=0):
+    """Token states around 3 class centres; the rethink centre lies between safe and unsafe."""
+    g = torch.Generator().manual_seed(seed)
+    safe, unsafe = torch.randn(d, generator=g), torch.randn(d, generator=g)
+    centres = torch.stack([safe, unsafe, 0.5 * (safe + unsafe) + 0.5 * torch.randn(d, generator=g)])
+    labels = torch.arange(n) % 3
+    lengths = torch.randint(4, 13, (n,), generator=g).tolist()
+    tokens = [centres[c] + torch.randn(t, d, generator=g) for c, t in zip(labels.tolist(), lengths)]
+    return tokens, labels
+
+
+@pytest.fixture(scope="module")
+def data():
+    tokens, labels = planted()
+    test_features = torch.stack([t.mean(0) for t in tokens[200:]])
+    return tokens[:200], labels[:200], test_features, labels[200:]
+
+
+@pytest.fixture(scope="module", params=["paper", "released"])
+def trained(request, data):
+    heads = LCLRHeads(LCLRConfig(**SMALL, variant=request.param))
+    log = heads.fit(data[0], data[1], progress=False)
+    return heads, log
+
+
+def test_constants_and_config():
+    assert (SAFE, UNSAFE, RETHINK) == (0, 1, 2) and LABEL_NAMES == ("safe", "unsafe", "rethink")
+    assert soft_targets(torch.tensor([SAFE, UNSAFE, RETHINK])).tolist() == [1.0, 0.0, 0.5]
+    assert SOFT_LABEL[RETHINK] == 0.5
+    cfg = LCLRConfig(d_model=8)
+    assert (cfg.proj_hidden, cfg.proj_dim, cfg.margin, cfg.tau, cfg.ema) == (1024, 512, 0.2, 0.1, 0.98)
+    with pytest.raises(ValueError, match="variant"):
+        LCLRConfig(d_model=8, variant="nope")
+
+
+def test_proto_loss_hand_made():
+    z = torch.stack([E[0], E[1], E[1], E[0], E[2], E[0]])
+    labels = torch.tensor([SAFE, SAFE, UNSAFE, UNSAFE, RETHINK, RETHINK])
+    per = [proto_loss(z[i:i + 1], labels[i:i + 1], E, margin=0.2, gamma_rt=2.0).item() for i in range(6)]
+    # safe at μ_safe (⊥ μ_unsafe): max(0, η − 1) = 0; safe at μ_unsafe: η + 1; unsafe mirrored;
+    # rethink at μ_rethink: 0; rethink ⊥ μ_rethink: γ_rt·1
+    assert per == pytest.approx([0.0, 1.2, 0.0, 1.2, 0.0, 2.0])
+    assert proto_loss(z, labels, E, 0.2, 2.0).item() == pytest.approx(sum(per) / 6)
+
+
+def test_info_nce_matching_views_beat_shuffled():
+    g = torch.Generator().manual_seed(0)
+    z1 = F.normalize(torch.randn(16, 8, generator=g), dim=-1)
+    z2 = F.normalize(z1 + 0.05 * torch.randn(16, 8, generator=g), dim=-1)
+    shuffled = z2[torch.randperm(16, generator=g)]
+    assert info_nce(z1, z2, 0.1) < info_nce(z1, shuffled, 0.1)
+    # orthonormal identical views: CE = log(1 + (N − 1)·e^{−1/τ})
+    assert info_nce(E, E, 0.1).item() == pytest.approx(math.log(1 + 2 * math.exp(-10)), abs=1e-6)
+
+
+def test_calibration_targets_and_kl():
+    labels = torch.tensor([SAFE, UNSAFE, RETHINK])
+    at_target = torch.tensor([30.0, -30.0, 0.0])        # p_z = 1, 0, 0.5: BCE = entropy of y_soft
+    assert calibration_loss(at_target, labels).item() == pytest.approx(math.log(2) / 3, abs=1e-6)
+    logit = torch.tensor([0.3, -1.2, 2.0])
+    plain = calibration_loss(logit, labels)
+    same_as_judge = calibration_loss(logit, labels, torch.sigmoid(logit), lambda_kl=1.0)
+    assert same_as_judge.item() == pytest.approx(plain.item(), abs=1e-6)       # KL(p || p) = 0
+    judge = torch.tensor([0.9, 0.1, 0.5])
+    q, p = judge, torch.sigmoid(logit)
+    kl = q * torch.log(q / p) + (1 - q) * torch.log((1 - q) / (1 - p))
+    assert torch.allclose(bernoulli_kl(judge, logit), kl, atol=1e-6)
+    with_kl = calibration_loss(logit, labels, judge, lambda_kl=0.5)
+    assert with_kl.item() == pytest.approx(plain.item() + 0.5 * kl.mean().item(), abs=1e-6)
+    assert calibration_loss(logit, labels, judge, lambda_kl=0.0).item() == pytest.approx(plain.item())
+    assert torch.isfinite(bernoulli_kl(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))).all()
+
+
+def test_prototypes_ema_math_and_unit_norm():
+    protos = Prototypes(dim=3, momentum=0.98)
+    protos.init(torch.stack([E[0], E[0], E[1]]), torch.tensor([SAFE, SAFE, UNSAFE]))
+    assert protos.initialised.tolist() == [True, True, False]
+    assert torch.allclose(protos.mu[:2], E[:2]) and protos.mu[RETHINK].abs().sum() == 0
+    protos.update(torch.stack([E[1], E[2]]), torch.tensor([SAFE, RETHINK]))
+    expected = F.normalize(0.98 * E[0] + 0.02 * E[1], dim=0)
+    assert torch.allclose(protos.mu[SAFE], expected)
+    assert torch.allclose(protos.mu[UNSAFE], E[1])          # absent from the batch: unchanged
+    assert torch.allclose(protos.mu[RETHINK], E[2])         # first seen: its batch mean
+    assert torch.allclose(protos.mu.norm(dim=-1), torch.ones(3))
+
+
+def test_released_losses_hand_cases_finite_and_differentiable():
+    labels = torch.tensor([SAFE, SAFE, UNSAFE, UNSAFE])
+    separated = torch.stack([E[0], E[0], E[1], E[1]])
+    assert triplet_loss(separated, labels, 0.2).item() == 0.0
+    mixed = torch.stack([E[0], E[1], E[1], E[0]])          # each anchor: pos ⊥, neg identical
+    assert triplet_loss(mixed, labels, 0.2).item() == pytest.approx(1.2)
+    p = torch.tensor([0.9, 0.5, 0.1])
+    lab3 = torch.tensor([SAFE, RETHINK, UNSAFE])
+    assert ordering_loss(p, lab3, margin=0.2).item() == 0.0
+    flipped = torch.tensor([0.5, 0.6, 0.1])                 # pairs: (s,r) 0.3, (r,u) 0, (s,u) 0
+    assert ordering_loss(flipped, lab3, margin=0.2).item() == pytest.approx(0.3 / 3)
+    z = F.normalize(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), dim=-1).requires_grad_()
+    lab = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    loss = triplet_loss(z, lab, 0.2) + ordering_loss(torch.sigmoid(z[:, 0]), lab) + F.cross_entropy(z[:, :3], lab)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    assert triplet_loss(z[:1], lab[:1], 0.2).item() == 0.0   # no valid anchor
+
+
+def test_token_dropout_view():
+    tokens = torch.arange(12.0).reshape(4, 3)
+    assert torch.equal(token_dropout_view(tokens, 0.0), tokens.mean(0))
+    one = token_dropout_view(tokens, 0.999999, torch.Generator().manual_seed(0))
+    assert any(torch.equal(one, row) for row in tokens)    # at least one token kept
+
+
+def test_fit_separates_planted_clusters(trained, data):
+    heads, log = trained
+    m = evaluate_heads(heads, data[2], data[3])
+    assert m["acc_3way"] >= 0.95 and m["auroc_safe_unsafe"] >= 0.99
+    assert m["p_safe_mean_unsafe"] < m["p_safe_mean_rethink"] < m["p_safe_mean_safe"]
+    assert m["cos_safe_unsafe"] < min(m["cos_safe_rethink"], m["cos_unsafe_rethink"])
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4] and log[-1]["loss"] < log[0]["loss"]
+    assert not heads.training
+    assert set(m) == {"acc_3way", "auroc_safe_unsafe", "ece", "brier", "cos_safe_unsafe", "cos_safe_rethink",
+                      "cos_unsafe_rethink", "p_safe_mean_safe", "p_safe_mean_unsafe", "p_safe_mean_rethink"}
+
+
+def test_latent_reward_terms(trained, data):
+    heads, _ = trained
+    terms = heads.latent_reward_terms(data[2][:5])
+    assert set(terms) == {"cos_safe", "cos_unsafe", "cos_rethink", "p_z"}
+    assert all(v.shape == (5,) for v in terms.values())
+    assert torch.allclose(terms["p_z"], heads.score(data[2][:5]))
+    z = heads.embed(data[2][:5])
+    assert torch.allclose(terms["cos_safe"], z @ heads.prototypes.mu[SAFE], atol=1e-6)
+    with pytest.raises(ValueError, match="expected features"):
+        heads.embed(torch.zeros(2, 7))
+
+
+def test_save_load_round_trip(trained, data, tmp_path):
+    heads, _ = trained
+    save_heads(heads, tmp_path / "heads")
+    loaded = load_heads(tmp_path / "heads")
+    assert loaded.config == heads.config
+    assert torch.equal(loaded.p_safe(data[2]), heads.p_safe(data[2]))
+    assert torch.equal(loaded.predict(data[2]), heads.predict(data[2]))
+    assert torch.equal(loaded.prototypes.mu, heads.prototypes.mu)
+    with pytest.raises(FileNotFoundError, match="lclr_config.json"):
+        load_heads(tmp_path)
+
+
+def test_metrics_hand_computed():
+    p = torch.tensor([0.25] * 4 + [0.75] * 4)
+    y = torch.tensor([1, 0, 0, 0, 1, 1, 1, 0])
+    assert expected_calibration_error(p, y) == pytest.approx(0.0)
+    assert expected_calibration_error(torch.full((4,), 0.9), torch.tensor([1, 0, 1, 0])) == pytest.approx(0.4)
+    assert brier_score(torch.tensor([1.0, 0.5]), torch.tensor([1.0, 0.0])) == pytest.approx(0.125)
+    labels = torch.tensor([SAFE, SAFE, UNSAFE, UNSAFE, RETHINK])
+    assert auroc_safe_unsafe(torch.tensor([0.9, 0.8, 0.2, 0.1, 0.0]), labels) == 1.0   # rethink excluded
+    assert auroc_safe_unsafe(torch.full((5,), 0.5), labels) == 0.5
+    assert math.isnan(auroc_safe_unsafe(torch.ones(2), torch.tensor([SAFE, RETHINK])))
+    assert accuracy_3way(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 2, 0])) == 0.75
+    heads = LCLRHeads(LCLRConfig(d_model=4, proj_hidden=8, proj_dim=3))
+    heads.prototypes.mu.copy_(E)
+    assert prototype_gaps(heads) == {"cos_safe_unsafe": 0.0, "cos_safe_rethink": 0.0, "cos_unsafe_rethink": 0.0}
+
+
+def test_determinism_and_judge_kl():
+    tokens, labels = planted(n=48, seed=1)
+    cfg = LCLRConfig(**{**SMALL, "epochs": 2, "lambda_kl": 0.5})
+    judge = torch.rand(48, generator=torch.Generator().manual_seed(2))
+    log_a = LCLRHeads(cfg).fit(tokens, labels, judge_p_safe=judge, progress=False)
+    log_b = LCLRHeads(cfg).fit(tokens, labels, judge_p_safe=judge, progress=False)
+    log_c = LCLRHeads(LCLRConfig(**{**SMALL, "epochs": 2, "seed": 1})).fit(tokens, labels, progress=False)
+    assert log_a == log_b and log_a != log_c
+    assert set(log_a[0]) == {"epoch", "step", "loss", "proto", "inst", "cal"} and log_a[-1]["step"] == 6
+    with pytest.raises(ValueError, match="labels"):
+        LCLRHeads(cfg).fit(tokens, labels[:-1], progress=False)

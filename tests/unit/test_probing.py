@@ -1,0 +1,41 @@
+"""Probe accuracy, centroid axis position and PCA on planted geometry."""
+
+import numpy as np
+import pytest
+
+from craft.probing import axis_position, pca_2d, probe_accuracy, probe_metrics
+
+
+def _planted(n=150, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = {"safe": np.zeros(d), "unsafe": np.full(d, 4.0), "rethink": np.full(d, 1.0)}
+    x = np.concatenate([c + rng.normal(size=(n, d)) for c in centres.values()])
+    y = np.repeat(list(centres), n)
+    return x, y
+
+
+def test_probe_separates_planted_classes_and_fails_on_shuffled_labels():
+    x, y = _planted()
+    xt, yt = _planted(seed=1)
+    assert probe_accuracy(x, y, xt, yt) > 0.95
+    assert probe_accuracy(x, np.random.default_rng(0).permutation(y), xt, yt) < 0.6
+
+
+def test_axis_position_of_planted_centroids():
+    x, y = _planted(n=2000)
+    assert axis_position(x, y, "rethink") == pytest.approx(0.25, abs=0.02)
+    assert axis_position(x, y, "safe") == pytest.approx(0.0, abs=1e-9)
+    assert axis_position(x, y, "unsafe") == pytest.approx(1.0, abs=1e-9)
+
+
+def test_pca_projects_every_array_with_the_same_basis():
+    x, _ = _planted()
+    a, b = pca_2d(x, x, x[:10])
+    assert a.shape == (450, 2) and np.allclose(a[:10], b)
+
+
+def test_log_loss_ranks_a_cleaner_representation_lower():
+    x, y = _planted()
+    xt, yt = _planted(seed=1)
+    clean, noisy = probe_metrics(x, y, xt, yt), probe_metrics(x + np.random.default_rng(2).normal(scale=3, size=x.shape), y, xt, yt)
+    assert clean["log_loss"] < noisy["log_loss"]
