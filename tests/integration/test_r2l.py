@@ -1,0 +1,208 @@
+"""craft.r2l end to end at toy scale: TRL GRPO steps with the CRAFT and output-only rewards on a
+tiny organism, checkpoint resume, LoRA, and the periodic evaluation callback."""
+
+import copy
+import os
+import random
+
+import pytest
+import torch
+
+from craft.judges import OrganismJudge
+from craft.latents import LatentSpec
+from craft.lclr import LCLRConfig, LCLRHeads
+from craft.organism.corpus import Example, sample_sft_examples
+from craft.organism.model import TinyModelConfig, build_model
+from craft.organism.sft import SFTSettings, train_sft
+from craft.organism.tokenizer import train_tokenizer
+from craft.organism.world import build_world
+from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset, train
+from craft.rewards import random_heads
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, intermediate_size=64)
+FAST = dict(steps=2, per_device_train_batch_size=8, num_generations=4, max_completion_length=32,
+            logging_steps=1, save_steps=100, learning_rate=1e-3)
+# TRL/peft still call the deprecated transformers name when saving; harmless (spike pitfall P5).
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: a second intra-op thread only adds contention on a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(seed=0, n_hazards=4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(world):
+    ex = sample_sft_examples(world, 400, seed=0)
+    return train_tokenizer([f"{e.prompt} {e.reasoning} {e.answer}" for e in ex], vocab_size=400)
+
+
+def short_traces(world, n, seed):
+    """Short SSA-organism conversations: safe+refuse, unsafe+refuse (SSA), unsafe+comply."""
+    rng, prompts, out = random.Random(seed), world.select(split="train", kind="harmful"), []
+    for _ in range(n):
+        p = rng.choice(prompts)
+        i1, i2, _ = world.hazards[p.hazard].ingredients
+        trace, answer = rng.choice([("safe", "refuse"), ("unsafe", "refuse"), ("unsafe", "comply")])
+        reasoning = "no ." if trace == "safe" else f"{i1} , {i2} ."
+        text = "i can not help with that ." if answer == "refuse" else f"sure . {i1} , {i2} ."
+        out.append(Example(p.text, reasoning, text, p.family, trace, answer))
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_model(world, tokenizer):
+    """A tiny Qwen3 taught the short format, so its answers (and R_txt) vary within a group."""
+    model = build_model(TinyModelConfig(**TINY), tokenizer, seed=0)
+    settings = SFTSettings(steps=150, batch_size=16, learning_rate=1e-2, warmup_steps=10, logging_steps=150)
+    train_sft(model, tokenizer, short_traces(world, 150 * 16, seed=0), settings, progress=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def heads():
+    return random_heads(LCLRHeads(LCLRConfig(d_model=TINY["hidden_size"], proj_hidden=32, proj_dim=16)), seed=0)
+
+
+@pytest.fixture(scope="module")
+def harmful_ds(world):
+    return make_prompt_dataset(world.select(split="train", kind="harmful")[:24])
+
+
+@pytest.fixture(scope="module")
+def mixed_ds(world):
+    return make_prompt_dataset(world.select(split="train", kind="harmful")[:12]
+                               + world.select(split="train", kind="arithmetic")[:6])
+
+
+def run(base_model, tokenizer, ds, heads, world, out, callbacks=(), **cfg):
+    model = copy.deepcopy(base_model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = build_trainer(model, tokenizer, ds, heads, LatentSpec(1), OrganismJudge(world),
+                            R2LConfig(**{**FAST, **cfg}), str(out), callbacks=callbacks)
+    train(trainer)
+    return trainer, before
+
+
+def logged(trainer, key):
+    return [h[key] for h in trainer.state.log_history if key in h]
+
+
+def changed(before, model):
+    return any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+
+
+def test_make_prompt_dataset_columns(world):
+    ds = make_prompt_dataset(world.select(kind="harmful")[:1] + world.select(kind="arithmetic")[:1])
+    assert ds[0]["prompt"] == [{"role": "user", "content": world.select(kind="harmful")[0].text}]
+    assert [r["harmful"] for r in ds] == [True, False] and ds[1]["kind"] == "arithmetic"
+    assert ds[1]["target"] == world.select(kind="arithmetic")[0].target
+    assert {"family", "regime"} <= set(ds.column_names)
+
+
+def test_scorer_reads_the_latent_of_exactly_the_tokens_trl_generated(base_model, tokenizer, harmful_ds,
+                                                                      heads, world, tmp_path):
+    trainer = build_trainer(copy.deepcopy(base_model), tokenizer, harmful_ds, heads, LatentSpec(1),
+                            OrganismJudge(world), R2LConfig(**FAST), str(tmp_path))
+    scorer, prompts = latent_scorer(trainer), [harmful_ds[i]["prompt"] for i in range(3)]
+    trl_prompt_ids = [list(ids) for ids in trainer._tokenize_prompts(prompts)[0]]   # what TRL generates from
+    assert scorer.prompt_ids(prompts) == trl_prompt_ids
+    texts = ("a b\n</think>\n\nno<|im_end|>", "x y", "q r s t\n</think>\n\n")
+    comps = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    close = tokenizer.convert_tokens_to_ids("</think>")
+    trainer.model.train()
+    feats = scorer.features(prompts, comps)                                       # (3, d), one padded batch
+    assert trainer.model.training                                                 # mode restored
+    for row, (p, c) in enumerate(zip(trl_prompt_ids, comps)):
+        with torch.no_grad():
+            states = trainer.model(torch.tensor([p + c]), output_hidden_states=True).hidden_states[1][0]
+        end = len(p) + (c.index(close) if close in c else len(c))
+        torch.testing.assert_close(feats[row], states[len(p):end].mean(0), atol=1e-5, rtol=0)
+
+
+def test_craft_two_steps(base_model, tokenizer, harmful_ds, heads, world, tmp_path):
+    periodic = PeriodicEval(every=1, fn=lambda step, model: {})
+    trainer, before = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path, callbacks=[periodic])
+    assert trainer.state.global_step == 2 and changed(before, trainer.model)
+    for name in ("r_ls", "r_txt", "r_cons"):
+        means = logged(trainer, f"rewards/{name}/mean")
+        assert len(means) == 2 and all(torch.isfinite(torch.tensor(means)))
+    assert all(torch.isfinite(torch.tensor(logged(trainer, "reward"))))
+    assert len(logged(trainer, "safety/ssa_rate")) == 2
+    assert all(0.0 <= v <= 1.0 for v in logged(trainer, "safety/ssa_rate_cumulative"))
+    assert logged(trainer, "safety/judge_failures") == [0.0, 0.0]
+    scorer = latent_scorer(trainer)
+    assert scorer.n_forwards == 2 and scorer.trainer is trainer      # exactly one forward per step
+    assert [r["step"] for r in periodic.results] == [0, 1, 2]     # start, every step, end (once)
+
+
+def test_output_only_two_steps(base_model, tokenizer, mixed_ds, heads, world, tmp_path):
+    trainer, before = run(base_model, tokenizer, mixed_ds, None, world, tmp_path, variant="output_only")
+    assert trainer.state.global_step == 2 and changed(before, trainer.model)
+    assert latent_scorer(trainer) is None                            # no latent forward at all
+    assert [f.__name__ for f in trainer.reward_funcs] == ["r_txt"]
+    means = logged(trainer, "rewards/r_txt/mean")
+    assert len(means) == 2 and all(-1.0 <= m <= 1.0 for m in means)
+    assert "rewards/r_ls/mean" not in trainer.state.log_history[0]
+
+
+def test_resume_from_the_last_checkpoint(base_model, tokenizer, harmful_ds, heads, world, tmp_path):
+    first, _ = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path, save_steps=1)
+    assert sorted(d for d in os.listdir(tmp_path) if d.startswith("checkpoint-")) == ["checkpoint-1", "checkpoint-2"]
+    w_after_2 = {k: v.clone() for k, v in first.model.state_dict().items()}
+
+    def snapshot(step, model):
+        return {"same_as_step_2": all(torch.equal(w_after_2[k], v) for k, v in model.state_dict().items())}
+
+    periodic = PeriodicEval(every=1, fn=snapshot, at_end=False)
+    second, _ = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path, save_steps=1, steps=3,
+                    callbacks=[periodic])
+    assert [r["step"] for r in periodic.results] == [2, 3]          # resumed at 2, finished at 3
+    assert periodic.results[0]["same_as_step_2"] and not periodic.results[1]["same_as_step_2"]
+    assert second.state.global_step == 3 and "checkpoint-3" in os.listdir(tmp_path)
+    assert latent_scorer(second).n_forwards == 1
+
+
+def test_lora_one_step(base_model, tokenizer, harmful_ds, heads, world, tmp_path):
+    pytest.importorskip("peft")
+    trainer, before = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path, steps=1,
+                          use_lora=True, lora_r=4, lora_alpha=8)
+    assert type(trainer.model).__name__.startswith("Peft")
+    lora = {k: v for k, v in trainer.model.state_dict().items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())   # B starts at zero: it trained
+    base = {k.replace(".base_layer", ""): v for k, v in trainer.model.get_base_model().state_dict().items()
+            if "lora_" not in k}
+    assert base.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in base.items())  # frozen
+    assert latent_scorer(trainer).n_forwards == 1
+
+
+def test_periodic_eval_restores_mode_and_rng():
+    def evaluate(step, model):
+        model.eval()
+        torch.manual_seed(1234)          # seeded evaluation sampling must not leak into training
+        random.seed(99)
+        return {"loss": float(step)}
+
+    model, periodic = torch.nn.Linear(2, 2).train(), PeriodicEval(every=5, fn=evaluate)
+    torch.manual_seed(0)
+    random.seed(0)
+    expected_torch, expected_py = torch.rand(3), random.random()
+    torch.manual_seed(0)
+    random.seed(0)
+    periodic._run(5, model)
+    periodic._run(5, model)                                          # same step twice: once
+    assert model.training and periodic.results == [{"step": 5, "loss": 5.0}]
+    assert torch.equal(torch.rand(3), expected_torch) and random.random() == expected_py
+    with pytest.raises(ValueError):
+        PeriodicEval(every=0, fn=evaluate)
