@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -308,7 +309,7 @@ def _scatter(values: list[float], applied: list[bool]) -> list[float]:
     return [next(it) if a else MASKED_VALUE for a in applied]
 
 
-class _Reward:
+class _Reward(ABC):
     """TRL reward callable: ``values(...)`` gives the rewards and where they apply; the mean over
     the applied completions is logged as ``<name>/applied_mean``."""
 
@@ -326,8 +327,9 @@ class _Reward:
             raise ValueError(f"{self.name} with harmful_only=True needs a 'harmful' (or 'kind') dataset column")
         return flags
 
+    @abstractmethod
     def values(self, prompts, completions, completion_ids, kwargs: dict) -> tuple[list[float], list[bool]]:
-        raise NotImplementedError
+        """Per-completion reward and whether the term applied (False: the masked constant)."""
 
     def __call__(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
         vals, applied = self.values(prompts, completions, completion_ids, kwargs)

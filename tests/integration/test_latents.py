@@ -18,12 +18,8 @@ ATOL = 1e-5
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: a second intra-op thread only adds contention on a busy 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _single_thread(one_thread):
+    """Run this module's tiny models on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,10 @@ from craft.models import load_model, render_prompt, split_reasoning
 from craft.organism.corpus import sample_sft_examples
 from craft.organism.model import TinyModelConfig, build_model, count_parameters
 from craft.organism.sft import SFTSettings, train_sft
-from craft.organism.tokenizer import format_completion, train_tokenizer
-from craft.organism.world import answer_text, build_world, reasoning_text
+from craft.organism.tokenizer import format_completion
+from craft.organism.world import answer_text, reasoning_text
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, intermediate_size=64)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(seed=0, n_hazards=4)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(world):
-    ex = sample_sft_examples(world, 400, seed=0)
-    return train_tokenizer([f"{e.prompt} {e.reasoning} {e.answer}" for e in ex], vocab_size=400)
 
 
 def test_chat_template_renders_the_corpus_format(world, tokenizer):

@@ -11,11 +11,9 @@ import torch
 from craft.judges import OrganismJudge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRConfig, LCLRHeads
-from craft.organism.corpus import Example, sample_sft_examples
+from craft.organism.corpus import Example
 from craft.organism.model import TinyModelConfig, build_model
 from craft.organism.sft import SFTSettings, train_sft
-from craft.organism.tokenizer import train_tokenizer
-from craft.organism.world import build_world
 from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset, train
 from craft.rewards import random_heads
 
@@ -29,23 +27,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is d
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: a second intra-op thread only adds contention on a busy 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(seed=0, n_hazards=4)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(world):
-    ex = sample_sft_examples(world, 400, seed=0)
-    return train_tokenizer([f"{e.prompt} {e.reasoning} {e.answer}" for e in ex], vocab_size=400)
+def _single_thread(one_thread):
+    """Run this module's tiny models on one torch thread (tests/conftest.py)."""
 
 
 def short_traces(world, n, seed):

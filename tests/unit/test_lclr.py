@@ -19,12 +19,8 @@ SMALL = dict(d_model=32, proj_hidden=64, proj_dim=32, lr=3e-3, epochs=4)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: one thread is faster and immune to a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _single_thread(one_thread):
+    """Tiny matmuls: one thread is faster and immune to a busy machine (tests/conftest.py)."""
 
 
 def planted(n=300, d=32, seed=0):

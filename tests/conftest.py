@@ -1,0 +1,31 @@
+"""Fixtures shared by the unit and integration tests: a small organism world and its tokenizer,
+and a one-thread torch setting for tiny models."""
+
+import pytest
+import torch
+
+from craft.organism.corpus import sample_sft_examples
+from craft.organism.tokenizer import train_tokenizer
+from craft.organism.world import build_world
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second intra-op thread only adds contention on a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A 4-hazard organism world (same generator as the default run, fewer prompts)."""
+    return build_world(seed=0, n_hazards=4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(world):
+    """A 400-token BPE with the organism's chat template, trained on that world."""
+    ex = sample_sft_examples(world, 400, seed=0)
+    return train_tokenizer([f"{e.prompt} {e.reasoning} {e.answer}" for e in ex], vocab_size=400)
