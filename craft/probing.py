@@ -30,11 +30,6 @@ def probe_metrics(x_train, y_train, x_test, y_test, C: float = 1.0, seed: int = 
             "log_loss": float(log_loss(y_test, clf.predict_proba(x_test), labels=clf.classes_))}
 
 
-def probe_accuracy(x_train, y_train, x_test, y_test, C: float = 1.0, seed: int = 0) -> float:
-    """Held-out accuracy of a linear (logistic-regression) probe trained on ``x_train``."""
-    return probe_metrics(x_train, y_train, x_test, y_test, C, seed)["acc"]
-
-
 def axis_position(x, labels, cls: str, start: str = "safe", end: str = "unsafe") -> float:
     """Where the centroid of ``cls`` projects on the ``start`` → ``end`` centroid axis:
     0 at the ``start`` centroid, 1 at the ``end`` centroid."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from craft.probing import axis_position, pca_2d, probe_accuracy, probe_metrics
+from craft.probing import axis_position, pca_2d, probe_metrics
 
 
 def _planted(n=150, d=16, seed=0):
@@ -17,8 +17,8 @@ def _planted(n=150, d=16, seed=0):
 def test_probe_separates_planted_classes_and_fails_on_shuffled_labels():
     x, y = _planted()
     xt, yt = _planted(seed=1)
-    assert probe_accuracy(x, y, xt, yt) > 0.95
-    assert probe_accuracy(x, np.random.default_rng(0).permutation(y), xt, yt) < 0.6
+    assert probe_metrics(x, y, xt, yt)["acc"] > 0.95
+    assert probe_metrics(x, np.random.default_rng(0).permutation(y), xt, yt)["acc"] < 0.6
 
 
 def test_axis_position_of_planted_centroids():
