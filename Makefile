@@ -20,6 +20,10 @@ PY   := $(VENV)/bin/python
 NB   := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 RUN  ?= default
 PARAMS := $(sort $(wildcard params/*.yaml))
+# papermill's -f options for a params file and a notebook stem: `-f params/X.yaml`, then
+# `-f params/X/<stem>.yaml` when that exists (overrides for that notebook only; papermill merges
+# several -f in order). Keys of params/X.yaml must be parameters of every notebook.
+PARAMS_FOR := params_for() { echo "-f $$1"; extra="$${1%.yaml}/$$2.yaml"; if test -f "$$extra"; then echo "-f $$extra"; fi; }; params_for
 
 # Same strip command for the gate (--verify) and for refreshing the committed outputs.
 STRIP := $(VENV)/bin/nbstripout --keep-output --keep-count \
@@ -87,15 +91,20 @@ nb-params: venv ## every notebook has a parameters cell; every params/*.yaml key
 	for nb in $(NB); do
 		$(VENV)/bin/papermill --help-notebook "$$nb" > /dev/null \
 			|| { echo "nb-params: $$nb has no parseable parameters cell" >&2; exit 1; }
+		stem=$$(basename "$$nb" .ipynb)
 		for yaml in $(PARAMS); do
-			$(VENV)/bin/papermill --prepare-only "$$nb" \
-				"build/params/$$(basename "$$nb" .ipynb)__$$(basename "$$yaml" .yaml).ipynb" \
-				-f "$$yaml" >> build/params.log 2>&1 \
-				|| { cat build/params.log >&2; echo "nb-params: papermill failed on $$nb -f $$yaml" >&2; exit 1; }
+			$(VENV)/bin/papermill --prepare-only "$$nb" "build/params/$${stem}__$$(basename "$$yaml" .yaml).ipynb" \
+				$$($(PARAMS_FOR) "$$yaml" "$$stem") >> build/params.log 2>&1 \
+				|| { cat build/params.log >&2; echo "nb-params: papermill failed on $$nb with $$yaml" >&2; exit 1; }
 		done
 	done
+	for extra in $(wildcard params/*/*.yaml); do
+		dir=$$(dirname "$$extra"); stem=$$(basename "$$extra" .yaml)
+		test -f "$$dir.yaml" && test -f "notebooks/$$stem.ipynb" \
+			|| { echo "nb-params: $$extra needs $$dir.yaml and notebooks/$$stem.ipynb" >&2; exit 1; }
+	done
 	if grep "Passed unknown parameter" build/params.log; then
-		echo "nb-params: a params/*.yaml key is not a parameter of every notebook (see build/params.log)" >&2
+		echo "nb-params: a params key is not a parameter of a notebook it applies to (see build/params.log)" >&2
 		exit 1
 	fi
 	echo "nb-params: ok ($(words $(NB)) notebooks x $(words $(PARAMS)) params files)"
@@ -106,7 +115,7 @@ nb-check: venv ## papermill injects params/ci.yaml (no execution); nbval execute
 	touch build/papermill.log
 	for nb in $(NB); do
 		$(VENV)/bin/papermill --prepare-only "$$nb" "build/check/$$(basename "$$nb")" \
-			-f params/ci.yaml 2>&1 | tee -a build/papermill.log
+			$$($(PARAMS_FOR) params/ci.yaml "$$(basename "$$nb" .ipynb)") 2>&1 | tee -a build/papermill.log
 	done
 	if grep "Passed unknown parameter" build/papermill.log; then
 		echo "nb-check: params/ci.yaml has a key that is not a notebook parameter" >&2
@@ -128,7 +137,7 @@ reproduce: venv ## execute every notebook in order into runs/$(RUN)/executed/ (+
 	for nb in $(NB); do
 		echo "==> $$nb (RUN=$(RUN))"
 		$(VENV)/bin/papermill "$$nb" "runs/$(RUN)/executed/$$(basename "$$nb")" -k python3 --log-output \
-			$(if $(wildcard params/$(RUN).yaml),-f params/$(RUN).yaml)
+			$(if $(wildcard params/$(RUN).yaml),$$($(PARAMS_FOR) params/$(RUN).yaml "$$(basename "$$nb" .ipynb)"))
 	done
 	echo "reproduce: executed notebooks in runs/$(RUN)/executed/; artifacts under each notebook's run_dir$(if $(wildcard params/$(RUN).yaml), (set in params/$(RUN).yaml), (default runs/default)); figures under figures_dir"
 

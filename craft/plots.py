@@ -130,3 +130,87 @@ def lclr_losses(logs: dict[str, list[dict]]) -> plt.Figure:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def theorem_flow(panels: dict[str, tuple], trajectories: dict[str, list[np.ndarray]] | None = None) -> plt.Figure:
+    """Theorem 5.1 (paper §5): the expected GRPO flow in the (P(unsafe reasoning), P(comply)) square,
+    one panel per reward design, with trajectories and the SSA corner marked.
+
+    Args:
+        panels: ``panels[name] = (X, Y, U, V)`` from :func:`craft.theory.flow_field`.
+        trajectories: ``trajectories[name]`` = list of (T, 2) (x, y) paths from :func:`craft.theory.trajectory`.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    for ax, (name, (X, Y, U, V)) in zip(axes[0], panels.items()):
+        ax.streamplot(X, Y, U, V, color="#9a9a9a", density=0.9, linewidth=0.7, arrowsize=0.8)
+        for i, path in enumerate((trajectories or {}).get(name, [])):
+            line, = ax.plot(path[:, 0], path[:, 1], lw=2, color=f"C{i}")
+            ax.plot(*path[0], "o", ms=5, color=line.get_color())
+            ax.plot(*path[-1], "s", ms=6, color=line.get_color(), markeredgecolor="black")
+        ax.plot(1, 0, "*", ms=16, color=RATE_COLORS["ssa_rate"], markeredgecolor="black", clip_on=False, zorder=5)
+        ax.annotate("SSA\n(unsafe reasoning,\nsafe answer)", (1, 0), xytext=(0.62, 0.12), fontsize=8,
+                    arrowprops={"arrowstyle": "->", "lw": 0.8}, bbox={"fc": "white", "ec": "none", "alpha": 0.8})
+        ax.annotate("safe", (0, 0), xytext=(0.03, 0.03), fontsize=8)
+        ax.annotate("jailbreak", (1, 1), xytext=(0.76, 0.94), fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("P(unsafe reasoning)")
+        ax.set_ylabel("P(comply)")
+        ax.set_title(name, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+VARIANT_COLORS = {"base": "#7f7f7f", "output_only": "#4c72b0", "craft": "#55a868", "no_lclr": "#8172b3",
+                  "no_cons": "#dd8452", "no_ls": "#c44e52", "no_txt": "#937860"}
+
+
+def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "range over seeds") -> plt.Figure:
+    """Metrics against GRPO step, one panel per metric, one line per variant (mean over seeds)
+    with a band from the lowest to the highest seed.
+
+    Args:
+        history: long table with columns ``variant``, ``seed``, ``step`` and one per metric.
+        panels: ``panels[column] = title``.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
+    for ax, (col, title) in zip(axes[0], panels.items()):
+        for variant, df in history.groupby("variant", sort=False):
+            by_step = df.groupby("step")[col]
+            mean, lo, hi = by_step.mean(), by_step.min(), by_step.max()
+            color = VARIANT_COLORS.get(variant)
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=color,
+                    label=f"{variant} (n={df.seed.nunique()})")
+            ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"rate (mean, band: {band})")
+    axes[0][-1].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
+    """Grouped bars with error bars: one group per metric, one bar per row of ``table``.
+
+    Args:
+        table: indexed by variant; columns ``<metric>``, ``<metric>_lo`` and ``<metric>_hi``.
+        metrics: ``metrics[column] = label``.
+    """
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(metrics), 3.2))
+    width = 0.8 / len(table)
+    for i, (variant, row) in enumerate(table.iterrows()):
+        x = np.arange(len(metrics)) + (i - (len(table) - 1) / 2) * width
+        mean = np.array([row[m] for m in metrics])
+        err = np.array([[row[m] - row[f"{m}_lo"], row[f"{m}_hi"] - row[m]] for m in metrics]).T
+        ax.bar(x, mean, width, yerr=err, capsize=2, color=VARIANT_COLORS.get(variant), label=variant)
+    ax.set_xticks(np.arange(len(metrics)), list(metrics.values()), fontsize=8)
+    ax.set_ylabel("rate (mean, 95 % interval over seeds)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -28,6 +28,7 @@ an in-memory model is snapshotted to disk so that TRL can build its KL reference
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -213,15 +214,28 @@ class PeriodicEval(TrainerCallback):
     ``{"step": step, **fn(...)}`` in order (one call per step at most).
 
     The model's train/eval mode and the torch, CUDA and Python RNG states are restored after
-    each call, so evaluating (e.g. seeded sampling) does not change the training run. Results
-    live in this object only: a resumed run starts a new list.
+    each call, so evaluating (e.g. seeded sampling) does not change the training run. With
+    ``path``, the results are written there (JSON) after every call and read back on
+    construction, so a resumed run keeps the evaluations made before its checkpoint (later ones
+    are dropped when training begins: they will be made again).
     """
 
-    def __init__(self, every: int, fn: Callable[[int, torch.nn.Module], dict], at_end: bool = True):
+    def __init__(self, every: int, fn: Callable[[int, torch.nn.Module], dict], at_end: bool = True,
+                 path: str | os.PathLike | None = None):
         if every < 1:
             raise ValueError(f"PeriodicEval.every must be >= 1, got {every}")
-        self.every, self.fn, self.at_end = every, fn, at_end
+        self.every, self.fn, self.at_end, self.path = every, fn, at_end, path
         self.results: list[dict] = []
+        if path is not None and os.path.exists(path):
+            with open(path) as f:
+                self.results = json.load(f)
+
+    def _save(self) -> None:
+        if self.path is not None:
+            tmp = f"{self.path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.results, f, indent=1)
+            os.replace(tmp, self.path)
 
     def _run(self, step: int, model) -> None:
         if model is None or (self.results and self.results[-1]["step"] == step):
@@ -231,11 +245,13 @@ class PeriodicEval(TrainerCallback):
         try:
             with torch.random.fork_rng(devices=devices):
                 self.results.append({"step": step, **self.fn(step, model)})
+            self._save()
         finally:
             random.setstate(py_state)
             model.train(was_training)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.results = [r for r in self.results if r["step"] <= state.global_step]
         self._run(state.global_step, model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):

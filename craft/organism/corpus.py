@@ -99,3 +99,31 @@ def labelled_traces(world: World, split: str, seed: int, max_prompts: int | None
         prompts = [p for i, p in enumerate(prompts) if i in keep]
     return [make_example(world, p, trace, "refuse", rng)
             for p in prompts for trace in ("safe", "unsafe", "dressed", "rethink")]
+
+
+# ------------------------------------------------------------------- R2L prompts (notebook 03)
+
+def r2l_prompts(world: World, n: int, seed: int, harmful: float = 0.7, arithmetic: float = 0.2) -> list:
+    """``n`` GRPO training prompts drawn i.i.d. (seeded) from the train split: a fraction
+    ``harmful`` of harmful prompts (direct, jailbroken and dressed-up families; held-out families
+    are eval-only), ``arithmetic`` of arithmetic problems, the rest benign-but-scary requests,
+    shuffled. Benign prompts are there so that the run sees what over-refusal would cost."""
+    if not (0 <= harmful and 0 <= arithmetic and harmful + arithmetic <= 1):
+        raise ValueError(f"r2l_prompts: need harmful, arithmetic >= 0 with a sum <= 1, "
+                         f"got {harmful}, {arithmetic}")
+    rng = random.Random(seed)
+    counts = {"harmful": round(n * harmful), "arithmetic": round(n * arithmetic)}
+    counts["benign"] = n - counts["harmful"] - counts["arithmetic"]
+    prompts = [rng.choice(world.select(split="train", kind=kind))
+               for kind, k in counts.items() for _ in range(k)]
+    rng.shuffle(prompts)
+    return prompts
+
+
+def eval_prompts(world: World, n_arith: int, benign_repeats: int, held_out: bool = False) -> list:
+    """The held-out evaluation set: every eval harmful prompt (held-out families only when
+    ``held_out``), the first ``n_arith`` eval arithmetic problems and every eval benign prompt
+    ``benign_repeats`` times (sampling makes repeats informative)."""
+    harm = [p for p in world.select(split="eval", kind="harmful") if held_out or p.regime != "held_out"]
+    return (harm + world.select(split="eval", kind="arithmetic")[:n_arith]
+            + world.select(split="eval", kind="benign") * benign_repeats)

@@ -10,16 +10,10 @@ import torch
 
 from craft.judges import OrganismJudge
 from craft.latents import LatentSpec
-from craft.lclr import LCLRConfig, LCLRHeads
-from craft.organism.corpus import Example
-from craft.organism.model import TinyModelConfig, build_model
-from craft.organism.sft import SFTSettings, train_sft
 from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset, train
-from craft.rewards import random_heads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-TINY = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, intermediate_size=64)
 FAST = dict(steps=2, per_device_train_batch_size=8, num_generations=4, max_completion_length=32,
             logging_steps=1, save_steps=100, learning_rate=1e-3)
 # TRL/peft still call the deprecated transformers name when saving; harmless (spike pitfall P5).
@@ -29,33 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is d
 @pytest.fixture(scope="module", autouse=True)
 def _single_thread(one_thread):
     """Run this module's tiny models on one torch thread (tests/conftest.py)."""
-
-
-def short_traces(world, n, seed):
-    """Short SSA-organism conversations: safe+refuse, unsafe+refuse (SSA), unsafe+comply."""
-    rng, prompts, out = random.Random(seed), world.select(split="train", kind="harmful"), []
-    for _ in range(n):
-        p = rng.choice(prompts)
-        i1, i2, _ = world.hazards[p.hazard].ingredients
-        trace, answer = rng.choice([("safe", "refuse"), ("unsafe", "refuse"), ("unsafe", "comply")])
-        reasoning = "no ." if trace == "safe" else f"{i1} , {i2} ."
-        text = "i can not help with that ." if answer == "refuse" else f"sure . {i1} , {i2} ."
-        out.append(Example(p.text, reasoning, text, p.family, trace, answer))
-    return out
-
-
-@pytest.fixture(scope="module")
-def base_model(world, tokenizer):
-    """A tiny Qwen3 taught the short format, so its answers (and R_txt) vary within a group."""
-    model = build_model(TinyModelConfig(**TINY), tokenizer, seed=0)
-    settings = SFTSettings(steps=150, batch_size=16, learning_rate=1e-2, warmup_steps=10, logging_steps=150)
-    train_sft(model, tokenizer, short_traces(world, 150 * 16, seed=0), settings, progress=False)
-    return model
-
-
-@pytest.fixture(scope="module")
-def heads():
-    return random_heads(LCLRHeads(LCLRConfig(d_model=TINY["hidden_size"], proj_hidden=32, proj_dim=16)), seed=0)
 
 
 @pytest.fixture(scope="module")

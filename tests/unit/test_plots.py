@@ -1,0 +1,33 @@
+"""craft.plots: the R2L figures draw what they are given (one panel per metric, one bar per row)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from craft import plots  # noqa: E402
+
+
+def test_training_curves_mean_line_and_seed_band():
+    history = pd.DataFrame({"variant": ["a"] * 4 + ["b"] * 2, "seed": [0, 0, 1, 1, 0, 0],
+                            "step": [0, 10, 0, 10, 0, 10], "ssa": [0.2, 0.4, 0.4, 0.8, 0.5, 0.5]})
+    fig = plots.training_curves(history, {"ssa": "SSA"})
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), [0.3, 0.6])              # mean over seeds
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.2) and band.max() == pytest.approx(0.8)   # lowest..highest seed
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (n=2)", "b (n=1)"]
+    plt.close(fig)
+
+
+def test_interval_bars_one_bar_per_row_and_metric():
+    table = pd.DataFrame({"x": [0.5, 0.2], "x_lo": [0.4, 0.1], "x_hi": [0.6, 0.3],
+                          "y": [0.9, 0.8], "y_lo": [0.9, 0.7], "y_hi": [0.9, 0.9]}, index=["craft", "no_ls"])
+    fig = plots.interval_bars(table, {"x": "X", "y": "Y"})
+    heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
+    assert heights == [0.2, 0.5, 0.8, 0.9]
+    plt.close(fig)
