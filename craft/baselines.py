@@ -67,7 +67,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, TrainerCallback
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-from craft.organism.corpus import BEHAVIOUR, Example, MixtureConfig, make_example
+from craft.organism.corpus import BEHAVIOUR, Example, MixtureConfig, make_example, mixture_prompts
 from craft.organism.world import World
 from craft.r2l import train as _train
 
@@ -106,15 +106,8 @@ def safe_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = Mixt
     if not 0.0 <= rethink <= 1.0:
         raise ValueError(f"safe_sft_examples: rethink must be in [0, 1], got {rethink}")
     rng = random.Random(seed)
-    harmful = world.select(split="train", kind="harmful")
-    pools = {"direct": [p for p in harmful if p.regime == "direct"],
-             "wrapped": [p for p in harmful if p.regime in ("jailbroken", "dressed")],
-             "arithmetic": world.select(split="train", kind="arithmetic"),
-             "benign": world.select(split="train", kind="benign")}
-    cats, weights = zip(*[(c, getattr(mix, c)) for c in pools])
     out = []
-    for _ in range(n):
-        prompt = rng.choice(pools[rng.choices(cats, weights)[0]])
+    for prompt in mixture_prompts(world, n, rng, mix):
         if prompt.kind != "harmful":
             out.append(make_example(world, prompt, "helpful", "helpful", rng))
         else:

@@ -1,5 +1,7 @@
 """Fixtures shared by the unit and integration tests: a small organism world and its tokenizer,
-and a one-thread torch setting for tiny models."""
+a one-thread torch setting for tiny models, and the real benchmark files beside the checkout."""
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,3 +31,18 @@ def tokenizer(world):
     """A 400-token BPE with the organism's chat template, trained on that world."""
     ex = sample_sft_examples(world, 400, seed=0)
     return train_tokenizer([f"{e.prompt} {e.reasoning} {e.answer}" for e in ex], vocab_size=400)
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``shared_data(folder)``: the real benchmark folder ``../shared/data/<folder>`` beside the
+    checkout, or skip the test (a fresh clone elsewhere has no ``../shared``)."""
+    def get(folder: str) -> Path:
+        p = SHARED_DATA / folder
+        if not p.is_dir():
+            pytest.skip(f"real data folder {p} is absent (only present beside the workplace checkout)")
+        return p
+    return get

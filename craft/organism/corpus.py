@@ -59,9 +59,9 @@ def make_example(world: World, prompt, trace: str, response: str, rng: random.Ra
                    answer_text(world, prompt, response, rng), prompt.family, trace, response)
 
 
-def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = MixtureConfig()) -> list[Example]:
-    """Draw ``n`` SFT conversations from train-split prompts according to the mixture."""
-    rng = random.Random(seed)
+def mixture_prompts(world: World, n: int, rng: random.Random, mix: MixtureConfig = MixtureConfig()):
+    """Yield ``n`` train-split prompts drawn by category according to ``mix`` (shared by the base
+    organism's SFT and the safe-trace SFT baseline, so both see the same prompt distribution)."""
     pools = {
         "direct": world.select(split="train", regime="direct"),
         "wrapped": [p for p in world.select(split="train", kind="harmful") if p.regime in ("jailbroken", "dressed")],
@@ -69,9 +69,15 @@ def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = Mi
         "benign": world.select(split="train", kind="benign"),
     }
     cats, weights = zip(*[(c, getattr(mix, c)) for c in pools])
-    out = []
     for _ in range(n):
-        prompt = rng.choice(pools[rng.choices(cats, weights)[0]])
+        yield rng.choice(pools[rng.choices(cats, weights)[0]])
+
+
+def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = MixtureConfig()) -> list[Example]:
+    """Draw ``n`` SFT conversations from train-split prompts according to the mixture."""
+    rng = random.Random(seed)
+    out = []
+    for prompt in mixture_prompts(world, n, rng, mix):
         if prompt.kind != "harmful":
             out.append(make_example(world, prompt, "helpful", "helpful", rng))
             continue

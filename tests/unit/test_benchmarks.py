@@ -27,17 +27,6 @@ from craft.data.benchmarks import (
     load_xstest,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared(folder: str) -> Path:
-    """The shared copy of one benchmark, or skip (a fresh clone has no ../shared)."""
-    p = SHARED / folder
-    if not p.is_dir():
-        pytest.skip(f"real data folder {p} is absent (only present beside the workplace checkout)")
-    return p
-
-
 def no_network(*args, **kwargs):
     raise AssertionError("a loader tried the network")
 
@@ -58,8 +47,8 @@ def nonempty(s: pd.Series) -> bool:
 
 
 @pytest.mark.parametrize("split", ["harmful", "benign"])
-def test_jbb_behaviors_real(split):
-    df = load_jbb_behaviors(split, path=shared("jbb_behaviors"))
+def test_jbb_behaviors_real(split, shared_data):
+    df = load_jbb_behaviors(split, path=shared_data("jbb_behaviors"))
     assert len(df) == 100
     assert list(df.columns) == ["index", "prompt", "goal", "target", "behavior", "category",
                                 "source"]
@@ -69,34 +58,34 @@ def test_jbb_behaviors_real(split):
     assert df.attrs["benchmark"] == f"jbb_behaviors/{split}"
 
 
-def test_jbb_benign_rows_twin_harmful_rows():
-    harmful = load_jbb_behaviors("harmful", path=shared("jbb_behaviors"))
-    benign = load_jbb_behaviors("benign", path=shared("jbb_behaviors") / "benign-behaviors.csv")
+def test_jbb_benign_rows_twin_harmful_rows(shared_data):
+    harmful = load_jbb_behaviors("harmful", path=shared_data("jbb_behaviors"))
+    benign = load_jbb_behaviors("benign", path=shared_data("jbb_behaviors") / "benign-behaviors.csv")
     assert (harmful["category"] == benign["category"]).all()
     assert set(benign["source"]) == {"Original"}
 
 
-def test_strongreject_real():
-    df = load_strongreject(path=shared("strongreject"))
+def test_strongreject_real(shared_data):
+    df = load_strongreject(path=shared_data("strongreject"))
     assert len(df) == 313
     assert list(df.columns) == ["prompt", "category", "source"]
     assert nonempty(df["prompt"]) and df["category"].nunique() == 6
     assert (df["source"] == "custom").sum() == 221
 
 
-def test_xstest_real():
-    df = load_xstest(path=shared("xstest"))
+def test_xstest_real(shared_data):
+    df = load_xstest(path=shared_data("xstest"))
     assert len(df) == 450
     assert list(df.columns) == ["id", "prompt", "type", "label", "focus", "note"]
     assert df["label"].value_counts().to_dict() == {"safe": 250, "unsafe": 200}
     assert nonempty(df["prompt"])
     assert (df["type"].str.startswith("contrast_") == (df["label"] == "unsafe")).all()
-    unsafe = load_xstest("unsafe", path=shared("xstest"))
+    unsafe = load_xstest("unsafe", path=shared_data("xstest"))
     assert len(unsafe) == 200 and set(unsafe["label"]) == {"unsafe"}
 
 
-def test_gsm8k_real():
-    df = load_gsm8k(path=shared("gsm8k"))
+def test_gsm8k_real(shared_data):
+    df = load_gsm8k(path=shared_data("gsm8k"))
     assert len(df) == 1319
     assert list(df.columns) == ["question", "answer", "solution"]
     assert nonempty(df["question"]) and nonempty(df["solution"])
@@ -105,8 +94,8 @@ def test_gsm8k_real():
     assert df.loc[0, "answer"] == "18" and "####" not in df.loc[0, "solution"]
 
 
-def test_math500_real():
-    df = load_math500(path=shared("math500"))
+def test_math500_real(shared_data):
+    df = load_math500(path=shared_data("math500"))
     assert len(df) == 500
     assert list(df.columns) == ["problem", "answer", "solution", "subject", "level", "unique_id"]
     assert nonempty(df["problem"]) and nonempty(df["answer"])
@@ -114,8 +103,8 @@ def test_math500_real():
     assert df["subject"].nunique() == 7
 
 
-def test_jbb_artifacts_real():
-    root = shared("jailbreakbench_artifacts")
+def test_jbb_artifacts_real(shared_data):
+    root = shared_data("jailbreakbench_artifacts")
     df = load_jbb_artifacts(["PAIR", "JBC"], path=root)
     assert len(df) == 800
     assert {"prompt", "response", "jailbroken", "goal", "behavior", "category", "attack",
@@ -133,9 +122,9 @@ def test_jbb_artifacts_real():
     assert set(one["target_model"]) == {"vicuna-13b-v1.5"}
 
 
-def test_artifact_goals_match_jbb_behaviors():
-    arts = load_jbb_artifacts("PAIR", path=shared("jailbreakbench_artifacts"))
-    behaviors = load_jbb_behaviors("harmful", path=shared("jbb_behaviors"))
+def test_artifact_goals_match_jbb_behaviors(shared_data):
+    arts = load_jbb_artifacts("PAIR", path=shared_data("jailbreakbench_artifacts"))
+    behaviors = load_jbb_behaviors("harmful", path=shared_data("jbb_behaviors"))
     vicuna = arts[arts["target_model"] == "vicuna-13b-v1.5"].set_index("index")
     same = vicuna["goal"] == behaviors.set_index("index")["goal"]
     assert same.sum() >= 94  # SOURCE.txt: 4 goals reworded, 1 typo fixed since March 2024
@@ -223,8 +212,8 @@ def test_registry_and_unknown_name():
         load_benchmark("advbench")
 
 
-def test_load_benchmark_by_upstream_spelling():
-    df = load_benchmark("MATH-500", path=shared("math500"))
+def test_load_benchmark_by_upstream_spelling(shared_data):
+    df = load_benchmark("MATH-500", path=shared_data("math500"))
     assert len(df) == 500
 
 
@@ -240,10 +229,10 @@ def test_offline_without_cache_fails_fast(name, tmp_path, offline):
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
-def test_offline_reads_cache(tmp_path, offline):
+def test_offline_reads_cache(tmp_path, offline, shared_data):
     cached = tmp_path / "jbb_behaviors" / "harmful-behaviors.csv"
     cached.parent.mkdir()
-    shutil.copyfile(shared("jbb_behaviors") / "harmful-behaviors.csv", cached)
+    shutil.copyfile(shared_data("jbb_behaviors") / "harmful-behaviors.csv", cached)
     df = load_jbb_behaviors(cache_dir=tmp_path)
     assert len(df) == 100 and df.attrs["source"] == str(cached)
 
@@ -256,8 +245,8 @@ def online(monkeypatch):
     monkeypatch.delenv("CRAFT_OFFLINE", raising=False)
 
 
-def test_download_writes_cache_in_local_layout(tmp_path, monkeypatch, online):
-    src = shared("xstest") / "xstest_prompts.csv"
+def test_download_writes_cache_in_local_layout(tmp_path, monkeypatch, online, shared_data):
+    src = shared_data("xstest") / "xstest_prompts.csv"
     urls = []
     monkeypatch.setattr(bm, "_http_get", lambda url: urls.append(url) or src.read_bytes())
     df = load_xstest(cache_dir=tmp_path)
@@ -279,10 +268,10 @@ def test_download_failure_is_clear(tmp_path, monkeypatch, online):
         load_math500(cache_dir=tmp_path)
 
 
-def test_hf_download_path(tmp_path, monkeypatch, online):
+def test_hf_download_path(tmp_path, monkeypatch, online, shared_data):
     import huggingface_hub
 
-    src = shared("jbb_behaviors") / "benign-behaviors.csv"
+    src = shared_data("jbb_behaviors") / "benign-behaviors.csv"
     calls = []
 
     def fake_download(**kw):

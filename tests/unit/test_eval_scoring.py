@@ -20,16 +20,6 @@ from craft.evaluate import (
     relative_improvement,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared(folder: str) -> Path:
-    p = SHARED / folder
-    if not p.is_dir():
-        pytest.skip(f"real data folder {p} is absent (only present beside the workplace checkout)")
-    return p
-
-
 @pytest.mark.parametrize("text, expected", [
     (r"so \boxed{\frac{1}{\{2\}}} and finally \boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}"),
     (r"the result is \boxed {x^{2}+1}.", "x^{2}+1"),
@@ -84,16 +74,16 @@ def test_normalize_answer_forms():
     assert normalize_answer(r"\text{ cm}") == "cm"              # nothing left to be a number: kept
 
 
-def test_math500_solutions_and_answers():
-    df = load_math500(path=shared("math500"))
+def test_math500_solutions_and_answers(shared_data):
+    df = load_math500(path=shared_data("math500"))
     normal = [normalize_answer(a) for a in df["answer"]]
     assert [normalize_answer(n) for n in normal] == normal      # idempotent on all 500 answers
     assert all(answers_match(extract_final_answer(s), a) for s, a in zip(df["solution"], df["answer"]))
     assert all(answers_match(extract_final_answer(f"So the answer is ${a}$. Done."), a) for a in df["answer"])
 
 
-def test_gsm8k_first_50_solutions_parse_to_gold():
-    folder = shared("gsm8k")
+def test_gsm8k_first_50_solutions_parse_to_gold(shared_data):
+    folder = shared_data("gsm8k")
     raw = [json.loads(line) for line in (folder / "test.jsonl").read_text().splitlines()[:50]]
     gold = load_gsm8k(path=folder)["answer"][:50]
     assert all(answers_match(extract_final_answer(r["answer"]), g) for r, g in zip(raw, gold))

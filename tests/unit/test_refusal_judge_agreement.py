@@ -9,19 +9,14 @@ must satisfy. The markers were NOT tuned to these files."""
 import json
 from pathlib import Path
 
-import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from craft.data.benchmarks import load_jbb_artifacts
 from craft.judges import RefusalStringJudge
 
-ARTIFACTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jailbreakbench_artifacts"
 
-
-def test_refusal_string_judge_agreement_with_jailbreakbench_labels():
-    if not ARTIFACTS.exists():
-        pytest.skip(f"no JailbreakBench artifacts at {ARTIFACTS} (only in the development workspace)")
-    df = load_jbb_artifacts(["PAIR", "JBC"], path=ARTIFACTS)
+def test_refusal_string_judge_agreement_with_jailbreakbench_labels(shared_data):
+    df = load_jbb_artifacts(["PAIR", "JBC"], path=shared_data("jailbreakbench_artifacts"))
     df = df[df.response.notna()]
     judge = RefusalStringJudge()
     says_jailbroken = [p == 0.0 for p in judge.score(list(df.prompt), list(df.response))]
