@@ -214,3 +214,19 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def method_table(table: pd.DataFrame, title: str = "harmful rate (lower is safer)") -> plt.Figure:
+    """A paper-layout table (rows: methods; columns: (benchmark, reasoning|response)) as an
+    annotated heat map, one column per (benchmark, kind)."""
+    values = table.to_numpy(dtype=float)                                    # (methods, columns)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * values.shape[1], 0.9 + 0.45 * values.shape[0]))
+    ax.imshow(values, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if v > 0.6 else "black")
+    ax.set_xticks(range(values.shape[1]), [f"{b}\n{k}" for b, k in table.columns], fontsize=7)
+    ax.set_yticks(range(values.shape[0]), list(table.index), fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

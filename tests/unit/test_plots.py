@@ -31,3 +31,11 @@ def test_interval_bars_one_bar_per_row_and_metric():
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
     assert heights == [0.2, 0.5, 0.8, 0.9]
     plt.close(fig)
+
+
+def test_method_table_one_cell_per_method_and_column():
+    columns = pd.MultiIndex.from_tuples([("direct", "reasoning"), ("direct", "response")])
+    table = pd.DataFrame([[0.5, 0.25], [0.0, float("nan")]], index=["base", "craft"], columns=columns)
+    fig = plots.method_table(table)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0.00", "0.25", "0.50", "–"]
+    plt.close(fig)
