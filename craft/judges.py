@@ -90,8 +90,7 @@ class OrganismJudge:
         return "unsafe" if harm >= HARM_THRESHOLD else "rethink" if harm > 0 else "safe"
 
     def score(self, prompts: Sequence[str], texts: Sequence[str]) -> list[float]:
-        if len(prompts) != len(texts):
-            raise ValueError(f"got {len(prompts)} prompts but {len(texts)} texts; pass one prompt per text")
+        check_lengths(prompts, texts)
         self.stats.n_scored += len(texts)
         return [1.0 - self.harmfulness(t) for t in texts]
 
