@@ -51,12 +51,12 @@ def _check_type(name: str, value, tp) -> None:
 def from_dict(cls, data: Mapping, where: str = ""):
     """Build dataclass ``cls`` from ``data``; nested dataclass fields take nested dicts."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where.rstrip('.') or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+        raise ConfigError(f"{where.rstrip('.') or cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
     kwargs = {}
     for key, value in data.items():
         name, tp = f"{where}{key}", hints[key]

@@ -337,3 +337,9 @@ def paper_table(results: pd.DataFrame, average: str = "average") -> pd.DataFrame
     table = pd.concat([wide, avg], axis=1).astype(float)
     table.columns.names, table.index.name = ["benchmark", "harm"], "method"
     return table
+
+
+if __name__ == "__main__":   # python -m craft.evaluate --config params/paper-....yaml
+    from craft.pipeline import cli
+
+    cli("evaluate")

@@ -69,7 +69,10 @@ def _finite(metrics: dict) -> dict:
 
 def _identity(cfg: R2LConfig, base_dir: Path, heads_dir: Path | None, eval_every: int,
               settings: GenerationSettings, n_train: int, n_eval: int) -> dict:
-    return {"r2l": asdict(cfg), "base_dir": base_dir.name, "heads": heads_dir.name if heads_dir else None,
+    r2l = asdict(cfg)
+    if not cfg.use_vllm:    # vLLM settings have no effect without vLLM: not part of what the run is
+        r2l = {k: v for k, v in r2l.items() if not k.startswith("vllm_")}
+    return {"r2l": r2l, "base_dir": base_dir.name, "heads": heads_dir.name if heads_dir else None,
             "eval_every": eval_every, "generation": asdict(settings), "n_train": n_train, "n_eval": n_eval}
 
 

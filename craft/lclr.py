@@ -444,3 +444,9 @@ def evaluate_heads(heads: LCLRHeads, features: Tensor, labels) -> dict[str, floa
     for c, name in enumerate(LABEL_NAMES):
         out[f"p_safe_mean_{name}"] = float(p[labels == c].mean()) if bool((labels == c).any()) else float("nan")
     return out
+
+
+if __name__ == "__main__":   # python -m craft.lclr --config params/paper-....yaml
+    from craft.pipeline import cli
+
+    cli("lclr")

@@ -80,7 +80,10 @@ class R2LConfig:
     save_steps: int = 20                    # checkpoint every this many steps
     logging_steps: int = 5
     seed: int = 0
-    use_vllm: bool = False                  # passed through to GRPOConfig (GPU runs only)
+    use_vllm: bool = False                  # vLLM rollouts (GPU runs only; TRL's use_vllm)
+    vllm_mode: str = "colocate"             # colocate (in the trainer's processes) | server (trl vllm-serve)
+    vllm_server_base_url: str = ""          # server mode: e.g. http://localhost:8000 (empty: TRL's default host/port)
+    vllm_gpu_memory_utilization: float = 0.3  # colocate mode: share of each GPU vLLM may take
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -92,6 +95,8 @@ class R2LConfig:
         if self.num_generations < 2:
             raise ValueError(f"R2LConfig.num_generations must be >= 2 (GRPO compares within a group), "
                              f"got {self.num_generations}")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise ValueError(f"R2LConfig.vllm_mode must be colocate or server, got {self.vllm_mode!r}")
         if not 0.0 < self.top_p <= 1.0 or self.temperature <= 0:
             raise ValueError(f"R2LConfig: need 0 < top_p <= 1 and temperature > 0, "
                              f"got top_p={self.top_p}, temperature={self.temperature}")
@@ -132,6 +137,10 @@ def grpo_config(cfg: R2LConfig, output_dir: str, *, disable_tqdm: bool = True, *
         report_to="none", disable_tqdm=disable_tqdm, save_strategy="steps", save_steps=cfg.save_steps,
         logging_steps=cfg.logging_steps, seed=cfg.seed, remove_unused_columns=False,
         use_vllm=cfg.use_vllm, ddp_find_unused_parameters=False)
+    if cfg.use_vllm:   # rollouts by vLLM; the latent reward still reads the policy's own forward
+        kwargs.update(vllm_mode=cfg.vllm_mode, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+        if cfg.vllm_server_base_url:
+            kwargs["vllm_server_base_url"] = cfg.vllm_server_base_url
     return GRPOConfig(**{**kwargs, **overrides})
 
 
@@ -262,3 +271,9 @@ class PeriodicEval(TrainerCallback):
         if self.at_end:
             self._run(state.global_step, model)
 
+
+
+if __name__ == "__main__":   # python -m craft.r2l --config params/paper-....yaml [--variant craft]
+    from craft.pipeline import cli
+
+    cli("r2l")
