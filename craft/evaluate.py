@@ -340,6 +340,6 @@ def paper_table(results: pd.DataFrame, average: str = "average") -> pd.DataFrame
 
 
 if __name__ == "__main__":   # python -m craft.evaluate --config params/paper-....yaml
-    from craft.pipeline import cli
+    from craft.cli import cli
 
     cli("evaluate")

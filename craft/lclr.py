@@ -447,6 +447,6 @@ def evaluate_heads(heads: LCLRHeads, features: Tensor, labels) -> dict[str, floa
 
 
 if __name__ == "__main__":   # python -m craft.lclr --config params/paper-....yaml
-    from craft.pipeline import cli
+    from craft.cli import cli
 
     cli("lclr")

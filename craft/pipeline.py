@@ -30,13 +30,10 @@ matrix's entries and 99.98 % of an fp32 one's (bf16 rounds most 1e-6-sized updat
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -54,7 +51,7 @@ from craft.latents import LatentSpec, trace_token_states
 from craft.lclr import LABEL_NAMES, LCLRHeads, evaluate_heads, load_heads, save_heads
 from craft.models import load_model, split_reasoning
 from craft.organism.world import Prompt
-from craft.paper_config import PaperConfig, load_paper_run, lclr_config, make_judge, r2l_config
+from craft.paper_config import PaperConfig, lclr_config, make_judge, r2l_config
 from craft.probing import axis_position, pca_2d, probe_metrics
 
 STAGES = {"policy": "00_build_model_organism", "probe": "01_probe_latent_geometry", "lclr": "02_train_lclr",
@@ -149,16 +146,23 @@ def _pooled(states: list[torch.Tensor], pool: str) -> torch.Tensor:          # -
     return torch.stack([s.mean(0) if pool == "mean" else s[-1] for s in states])
 
 
+def _latents(model, tok, traces: list[Trace], cfg: PaperConfig, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled latents (N, d) and labels (N,), ``chunk`` traces at a time, so that only pooled
+    vectors are kept (per-token states of thousands of long traces would not fit in memory)."""
+    parts = [_states(model, tok, traces[i:i + chunk], cfg) for i in range(0, len(traces), chunk)]
+    return torch.cat([_pooled(s, cfg.pool) for s, _ in parts]), torch.cat([y for _, y in parts])
+
+
 # --------------------------------------------------------------------------- 01: probing
 
 def probe_stage(cfg: PaperConfig, run_dir: str | Path) -> dict:
     """Linear probe and centroid geometry of safe/unsafe/rethink latents (paper §3, Fig. 2)."""
     model, tok = load_policy(cfg)
     train, test = split_traces(labelled_traces(cfg)[0], cfg.test_fraction, cfg.seed)
-    (s_tr, y_tr), (s_te, y_te) = _states(model, tok, train, cfg), _states(model, tok, test, cfg)
+    (x_tr, y_tr), (x_te, y_te) = _latents(model, tok, train, cfg), _latents(model, tok, test, cfg)
     del model
     _free()
-    x_tr, x_te = _pooled(s_tr, cfg.pool).numpy(), _pooled(s_te, cfg.pool).numpy()
+    x_tr, x_te = x_tr.numpy(), x_te.numpy()
     names_tr = [LABEL_NAMES[i] for i in y_tr]
     out = {"n_train": len(y_tr), "n_test": len(y_te), **probe_metrics(x_tr, y_tr, x_te, y_te, seed=cfg.seed)}
     if "rethink" in names_tr:
@@ -176,22 +180,27 @@ def heads_dir(run_dir: str | Path) -> Path:
 
 def lclr_stage(cfg: PaperConfig, run_dir: str | Path, progress: bool = True) -> dict:
     """Fit the LCLR heads on the policy's frozen hidden states; writes ``02_…/heads/`` (with
-    ``latent.json``) and ``lclr.json``. Finished heads are loaded and re-evaluated, not refitted."""
+    ``latent.json``) and ``lclr.json``. Finished heads are loaded and re-evaluated, not refitted.
+    Fitting holds every training trace's per-token states in CPU memory (N·T·d·4 bytes: the
+    token-dropout views need them); ``paper.max_traces`` bounds N."""
     model, tok = load_policy(cfg)
     train, test = split_traces(labelled_traces(cfg)[0], cfg.test_fraction, cfg.seed)
-    (s_tr, y_tr), (s_te, y_te) = _states(model, tok, train, cfg), _states(model, tok, test, cfg)
-    d_model = model.config.hidden_size
-    del model
-    _free()
     out_dir, history = heads_dir(run_dir), []
     if (out_dir / "latent.json").is_file():
-        heads = load_heads(out_dir)
+        heads, n_train = load_heads(out_dir), len(train)
+        if (out_dir.parent / "lclr.json").is_file():      # keep the fit's loss history
+            history = io.load_json(out_dir.parent / "lclr.json")["history"]
     else:
-        heads = LCLRHeads(lclr_config(cfg, d_model))
+        s_tr, y_tr = _states(model, tok, train, cfg)
+        heads, n_train = LCLRHeads(lclr_config(cfg, model.config.hidden_size)), len(y_tr)
         history = heads.fit(s_tr, y_tr, progress=progress)
+        del s_tr
         save_heads(heads, out_dir)
         io.save_json({"layer": cfg.layer, "pool": cfg.pool}, out_dir / "latent.json")
-    metrics = {"n_train": len(y_tr), "n_test": len(y_te), **evaluate_heads(heads, _pooled(s_te, "mean"), y_te)}
+    x_te, y_te = _latents(model, tok, test, cfg)      # pooled as the R2L reward will pool them
+    del model
+    _free()
+    metrics = {"n_train": n_train, "n_test": len(y_te), **evaluate_heads(heads, x_te, y_te)}
     io.save_json({"metrics": metrics, "history": history}, out_dir.parent / "lclr.json")
     return {"metrics": metrics, "history": history}
 
@@ -369,46 +378,11 @@ def evaluate_stage(cfg: PaperConfig, run_dir: str | Path, methods: dict[str, str
             for part in ("reasoning", "response"):
                 metrics[f"{m}_rel_{part}_improvement"] = relative_improvement(
                     metrics[f"base_{part}_harm"], metrics[f"{m}_{part}_harm"])
+    metrics["n_pair_missing"] = int(((safety["attack"] == "pair") & safety["technique"].isna()).sum()) \
+        if len(safety) else 0
     metrics["judge_failures"] = sum(getattr(j, "stats", None).n_failed for j in judges.values()
                                     if getattr(j, "stats", None) is not None)
     records.to_csv(out / "records.csv", index=False)
     table.to_csv(out / "paper_table.csv")
     io.save_json(metrics, out / "metrics.json")
     return {"records": records, "table": table, "metrics": metrics}
-
-
-# --------------------------------------------------------------------------- CLI
-
-def cli(stage: str, argv: list[str] | None = None) -> dict:
-    """``python -m craft.<stage> --config params/….yaml``: run one stage, print its summary (JSON)."""
-    parser = argparse.ArgumentParser(prog=f"python -m craft.{stage}", description=cli_help[stage])
-    parser.add_argument("--config", required=True, help="a params file (params/paper-....yaml)")
-    parser.add_argument("--run-dir", help="override the params file's run_dir")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    if stage == "r2l":
-        parser.add_argument("--variant", action="append", help="variant(s) to train (default: paper.variants)")
-    if stage == "evaluate":
-        parser.add_argument("--method", action="append", metavar="NAME=PATH",
-                            help="policies to evaluate (default: base and every trained variant)")
-    args = parser.parse_args(argv)
-    run = load_paper_run(args.config)
-    run_dir, progress = args.run_dir or run.run_dir, not args.no_progress
-    if stage == "lclr":
-        summary = lclr_stage(run.config, run_dir, progress)["metrics"]
-    elif stage == "r2l":
-        summary = {v: r2l_stage(run.config, run_dir, v, progress) for v in args.variant or run.config.variants}
-    else:
-        methods = dict(m.split("=", 1) for m in args.method) if args.method else None
-        summary = evaluate_stage(run.config, run_dir, methods, progress=progress)["metrics"]
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()     # a clean exit for every rank (DESIGN §5)
-    rank = int(os.environ.get("RANK", "0"))
-    print(json.dumps({"stage": stage, "rank": rank, "summary": summary}, default=str, sort_keys=True),
-          file=sys.stdout, flush=True)
-    return summary
-
-
-cli_help = {"lclr": "Fit the LCLR heads on the policy's hidden states of R2D-R1 traces (paper §4.1).",
-            "r2l": "R2L GRPO of the policy with latent, text and consistency rewards (paper §4.2).",
-            "evaluate": "Reasoning/response harmfulness on JBB and StrongREJECT under attacks (paper §6)."}

@@ -274,6 +274,6 @@ class PeriodicEval(TrainerCallback):
 
 
 if __name__ == "__main__":   # python -m craft.r2l --config params/paper-....yaml [--variant craft]
-    from craft.pipeline import cli
+    from craft.cli import cli
 
     cli("r2l")

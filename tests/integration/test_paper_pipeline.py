@@ -7,6 +7,7 @@ import json
 import pytest
 
 from craft import pipeline
+from craft.cli import cli
 from craft.config import ConfigError
 from craft.paper_config import load_paper_run, paper_run
 
@@ -60,13 +61,18 @@ def test_every_stage_end_to_end(run, monkeypatch):
 
 def test_cli_runs_the_same_stage(tmp_path, capsys):
     params = paper_params(tmp_path, "qwen3", judge="refusal")
-    summary = pipeline.cli("lclr", ["--config", str(params), "--no-progress"])
+    summary = cli("lclr", ["--config", str(params), "--no-progress"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["stage"] == "lclr" and printed["summary"]["n_test"] == summary["n_test"] > 0
-    result = pipeline.cli("r2l", ["--config", str(params), "--variant", "craft", "--no-progress"])
+    result = cli("r2l", ["--config", str(params), "--variant", "craft", "--no-progress"])
     assert result["craft"]["steps"] == 2
-    metrics = pipeline.cli("evaluate", ["--config", str(params), "--no-progress"])
+    metrics = cli("evaluate", ["--config", str(params), "--no-progress"])
     assert {"base_reasoning_harm", "craft_reasoning_harm"} <= set(metrics)
+
+
+def test_cli_names_a_missing_config(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        cli("lclr", ["--config", str(tmp_path / "nope.yaml")])
 
 
 def _params(**paper):
