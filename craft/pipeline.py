@@ -18,8 +18,10 @@ under ``accelerate launch`` / ``torchrun`` through TRL's own distributed support
 process writes files. Each stage writes under ``run_dir/<notebook stem>/`` and skips what it
 already finished (trained heads, trained policies, judged completions), so a rerun resumes.
 
-Relative paths in the params file (``r2d_path``, ``train_prompts``, ``data_paths``) are read from the
-repository root, as ``run_dir`` is, whatever the working directory. Choices of ours: traces are split into train/test per label with ``test_fraction`` (seeded); the
+Relative paths in the params file (``r2d_path``, ``train_prompts``, ``data_paths``) are read from
+the repository root, as ``run_dir`` is, whatever the working directory.
+
+Choices of ours: traces are split into train/test per label with ``test_fraction`` (seeded); the
 R2L prompts default to the instructions of the R2D-R1 file; a benchmark goal without a PAIR
 artifact is sent as it is (counted in ``n_pair_missing``); SSA is reasoning harm >= 0.5 with
 response harm < 0.5, the threshold of :mod:`craft.judges`; GRPO trains ``train_dtype`` weights
