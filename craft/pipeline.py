@@ -235,10 +235,6 @@ def policy_dir(run_dir: str | Path, variant: str) -> Path:
     return io.RunDir(run_dir).stage(STAGES["r2l"]) / variant / "model"
 
 
-def _is_main(trainer) -> bool:
-    return trainer.accelerator.is_main_process
-
-
 def r2l_stage(cfg: PaperConfig, run_dir: str | Path, variant: str = "craft", progress: bool = True,
               **overrides) -> dict:
     """GRPO of one variant from the base policy; writes ``03_…/<variant>/`` (TRL checkpoints while
@@ -271,7 +267,7 @@ def r2l_stage(cfg: PaperConfig, run_dir: str | Path, variant: str = "craft", pro
     result = {"variant": variant, "steps": trainer.state.global_step, "train_seconds": seconds,
               "world_size": trainer.accelerator.num_processes}
     trainer.accelerator.wait_for_everyone()
-    if _is_main(trainer):
+    if trainer.accelerator.is_main_process:
         io.save_json(trainer.state.log_history, out / "log_history.json")
         io.save_json(result, out / "result.json")
         for ckpt in out.glob("checkpoint-*"):      # finished: the checkpoints' optimiser states go

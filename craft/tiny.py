@@ -47,9 +47,10 @@ from transformers import (
 
 from craft.organism.tokenizer import THINK_TOKENS
 
-__all__ = ["ARCH_TEMPLATES", "CORPUS", "PAPER_SHAPES", "QWEN3_THINKING_TEMPLATE", "R1_DISTILL_TEMPLATE",
-           "TEMPLATES", "TemplateSpec", "build_tiny_checkpoint", "build_tiny_model", "build_tokenizer",
-           "paper_shape_config", "tiny_config"]
+__all__ = ["ARCH_TEMPLATES", "CORPUS", "GUARD_WORDS", "PAPER_SHAPES", "QWEN3_THINKING_TEMPLATE",
+           "R1_DISTILL_TEMPLATE", "TEMPLATES", "TemplateSpec", "build_tiny_checkpoint", "build_tiny_guard",
+           "build_tiny_model", "build_tokenizer", "guard_model", "guard_tokenizer", "paper_shape_config",
+           "tiny_config"]
 
 # Text is emitted through string expressions only: Jinja whitespace control ("-%}") would eat
 # the newlines the formats depend on.
@@ -276,3 +277,42 @@ def paper_shape_config(name: str) -> PretrainedConfig:
     _check_choice("paper shape", name, PAPER_SHAPES)
     config_cls, kwargs = PAPER_SHAPES[name]
     return config_cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- a tiny guard judge
+# Llama Guard is read at the position where its verdict starts (craft.judges_models): a judge
+# checkpoint needs single tokens for the verdict words and a chat template that ends there.
+GUARD_WORDS = ("[UNK]", "[PAD]", "<s>", "</s>", "safe", "unsafe", "1", "2", "3", "4", "5", "user", "assistant",
+               ":", "|", "verdict")
+GUARD_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} | {% endfor %}verdict :"
+
+
+def guard_tokenizer(words=GUARD_WORDS) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over ``words`` (others map to ``[UNK]``) that prepends ``<s>``, with
+    a chat template ending where a Llama-Guard verdict (or a StrongREJECT grade) starts."""
+    vocab = {w: i for i, w in enumerate(words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]",
+                                  bos_token="<s>", eos_token="</s>")
+    tok.chat_template = GUARD_TEMPLATE
+    return tok
+
+
+def guard_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    """A 2-layer random-init ``LlamaForCausalLM`` in eval mode (global RNG untouched)."""
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(cfg).eval()
+
+
+def build_tiny_guard(path: str | Path, words=GUARD_WORDS, seed: int = 0) -> Path:
+    """Write :func:`guard_model` + :func:`guard_tokenizer` (safetensors) to ``path``."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    guard_model(len(words), seed).save_pretrained(out)
+    guard_tokenizer(words).save_pretrained(out)
+    return out
