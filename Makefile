@@ -2,8 +2,9 @@
 # Every tool is called from the virtualenv by path; nothing relies on an activated venv.
 #
 #   make venv         create .venv from the pins in requirements.txt and install craft (editable)
-#   make test         what CI runs (.ci/run): unit tests, then the notebook gates
-#   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper for paper scale)
+#   make test         what CI runs (.ci/run): tests, lint and layer contracts, then the notebook gates
+#   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper-qwen3-4b-thinking, ...:
+#                     the params file params/$(RUN).yaml; RUN=default: the notebooks' defaults, params/organism.yaml)
 #   make notebooks    re-run with defaults and refresh the committed (stripped) outputs
 #
 # `make help` lists all targets.
@@ -47,7 +48,7 @@ $(error `make notebooks` refreshes the committed outputs from the default run on
 endif
 endif
 
-.PHONY: help venv test unit nb-verify nb-params nb-check reproduce notebooks lab clean
+.PHONY: help venv test unit lint nb-verify nb-params nb-check reproduce notebooks lab clean
 
 help: ## list targets
 	@echo "usage: make <target> [RUN=default|paper|...] [VENV=.venv]"
@@ -68,14 +69,19 @@ venv: $(VENV)/.installed ## create/update .venv from requirements.txt and instal
 # ---------------------------------------------------------------------------------------------
 # CI gates (called in this order by `make test`, which .ci/run calls)
 
-test: venv ## what CI runs: unit, nb-verify, nb-params, nb-check (stops at the first failure)
+test: venv ## what CI runs: unit, lint, nb-verify, nb-params, nb-check (stops at the first failure)
 	$(MAKE) unit
+	$(MAKE) lint
 	$(MAKE) nb-verify
 	$(MAKE) nb-params
 	$(MAKE) nb-check
 
-unit: venv ## pytest, without notebook execution
+unit: venv ## pytest, without nbval (slow tests included; `-m "not slow"` for a quick pass)
 	$(PY) -m pytest tests -m "not notebooks" -q
+
+lint: venv ## ruff, and the package's layer contracts (import-linter, pyproject.toml)
+	$(VENV)/bin/ruff check craft tests scripts benchmarks notebooks
+	$(VENV)/bin/lint-imports
 
 nb-verify: venv ## committed notebooks are stripped (strip -> no diff)
 ifeq ($(NB),)
@@ -132,7 +138,12 @@ endif
 # ---------------------------------------------------------------------------------------------
 # running the paper
 
-reproduce: venv ## execute every notebook in order into runs/$(RUN)/executed/ (+ params/$(RUN).yaml if present)
+reproduce: venv ## execute every notebook in order into runs/$(RUN)/executed/ (RUN=X: with params/X.yaml)
+	if [[ "$(RUN)" != default && ! -f "params/$(RUN).yaml" ]]; then
+		echo "reproduce: no params/$(RUN).yaml; RUN is default or the name of a params file:" \
+			$$(ls params/*.yaml | xargs -n1 basename | sed 's/\.yaml$$//') >&2
+		exit 1
+	fi
 	mkdir -p runs/$(RUN)/executed
 	for nb in $(NB); do
 		echo "==> $$nb (RUN=$(RUN))"

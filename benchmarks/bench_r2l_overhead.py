@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -42,41 +41,31 @@ class StepTimer(TrainerCallback):
         self.seconds.append(time.perf_counter() - self._t)
 
 
-def load_inputs(run_dir: Path):
-    from craft import io
-    from craft.judges import OrganismJudge
-    from craft.latents import LatentSpec
+def load_inputs(run_dir: str):
+    """The organism's base policy, LCLR heads (with their latent), judge and training prompts, read
+    through the stage code from the run that notebooks 00-02 made (settings: params/organism.yaml)."""
     from craft.lclr import load_heads
-    from craft.models import load_model
-    from craft.organism.world import World
-
-    needed = [run_dir / "00_build_model_organism" / "model", run_dir / "02_train_lclr" / "heads"]
-    missing = [str(p) for p in needed if not p.exists()]
-    if missing:
-        sys.exit(f"missing {missing}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
-    world = World.from_dict(io.load_json(run_dir / "00_build_model_organism" / "world.json"))
-    model, tokenizer = load_model(str(needed[0]))
-    heads = load_heads(needed[1])
-    spec = LatentSpec(**io.load_json(needed[1] / "latent.json"))
-    return world, model, tokenizer, heads, spec, OrganismJudge(world)
-
-
-def prompt_dataset(world, seed: int, n: int = 400):
-    """Training prompts in the R2L mix: harmful 70 %, arithmetic 20 %, benign 10 %."""
     from craft.r2l import make_prompt_dataset
+    from craft.stages import load_params, open_run
+    from craft.stages.lclr import heads_dir
 
-    rng = random.Random(seed)
-    pools = {k: world.select(split="train", kind=k) for k in ("harmful", "arithmetic", "benign")}
-    prompts = [rng.choice(pools[k]) for k, share in (("harmful", .7), ("arithmetic", .2), ("benign", .1))
-               for _ in range(int(n * share))]
-    rng.shuffle(prompts)
-    return make_prompt_dataset(prompts)
+    run = open_run(load_params(None, run_dir=run_dir), progress=False)
+    if not (heads_dir(run) / "heads.safetensors").is_file():
+        sys.exit(f"missing {heads_dir(run)}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
+    model, tokenizer = run.source.load_policy()
+    heads = load_heads(heads_dir(run))
+    data = make_prompt_dataset(run.source.train_prompts(run.params.seed))
+    return run, model, tokenizer, heads, heads.spec, run.source.judge("reward"), data
 
 
-def run_once(variant: str, base, tokenizer, data, heads, spec, judge, steps: int, seed: int):
-    from craft.r2l import R2LConfig, build_trainer, latent_scorer
+def run_once(run, variant: str, base, tokenizer, data, heads, spec, judge, steps: int, seed: int):
+    import dataclasses
 
-    cfg = R2LConfig(variant=variant, steps=steps, save_steps=10_000, seed=seed)
+    from craft.r2l import build_trainer, latent_scorer
+    from craft.stages.r2l import r2l_config
+
+    cfg = r2l_config(run, variant, seed)
+    cfg = dataclasses.replace(cfg, grpo={**cfg.grpo, "max_steps": steps, "save_steps": 10_000})
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as out:
         trainer = build_trainer(copy.deepcopy(base), tokenizer, data, heads, spec, judge, cfg, out, callbacks=[timer])
@@ -98,15 +87,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None, help="also write the JSON result here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from craft.io import resolve
-
-    world, base, tokenizer, heads, spec, judge = load_inputs(resolve(args.run_dir))
-    data = prompt_dataset(world, args.seed)
+    run, base, tokenizer, heads, spec, judge, data = load_inputs(args.run_dir)
     steps = {"output_only": [], "craft": []}
     latent_share = []
     for _ in range(args.rounds):
         for variant in steps:
-            secs, total, latent = run_once(variant, base, tokenizer, data, heads, spec, judge, args.steps, args.seed)
+            secs, total, latent = run_once(run, variant, base, tokenizer, data, heads, spec, judge, args.steps,
+                                           args.seed)
             steps[variant] += secs[args.warmup:]
             if variant == "craft":
                 latent_share.append(latent / total)

@@ -18,10 +18,6 @@ The paper reports safety averaged over three attack settings on JailbreakBench a
   of JailbreakBench is sent to the model under test. PAIR run live (an attacker LLM iterating
   against the model under test) is out of scope offline. Goals for which PAIR submitted no
   prompt, or that have no artifact row, fall back to the plain goal and are counted.
-
-For the model organism, :func:`organism_attack_sets` groups the world's harmful prompts by
-regime (direct / jailbroken / dressed / held_out) so notebooks can treat its attack families
-like the attacks above; the held-out families are reported separately.
 """
 
 from __future__ import annotations
@@ -33,10 +29,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from craft.organism.world import REGIMES, Prompt, World
-
 __all__ = ["ATTACKS", "DEFAULT_PAIR_TARGET", "PAP_TECHNIQUES", "AttackedPrompt", "apply_attack",
-           "organism_attack_sets", "pair_prompts", "pap_prompt", "pap_technique"]
+           "pair_prompts", "pap_prompt", "pap_technique"]
 
 ATTACKS = ("none", "pap", "pair")
 # PAIR's open-weight JailbreakBench target; its 82 submitted prompts are the usual transfer set.
@@ -172,12 +166,3 @@ def apply_attack(name: str, goals: Sequence[str], *, seed: int = 0,
     return [AttackedPrompt(g, p if p is not None else g, "pair", target_model if p is not None else None)
             for g, p in zip(goals, prompts)]
 
-
-def organism_attack_sets(world: World, split: str | None = "eval") -> dict[str, list[Prompt]]:
-    """The world's harmful prompts of ``split`` (None: all) by regime, in :data:`REGIMES` order.
-
-    Every regime is a key (``held_out`` is empty for ``split="train"``: held-out families are
-    never trained on). Report ``held_out`` separately from the other three, as
-    :func:`craft.evaluate.summary_metrics` does.
-    """
-    return {r: world.select(kind="harmful", split=split, regime=r) for r in REGIMES}

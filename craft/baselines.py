@@ -1,61 +1,37 @@
-"""Safety-training baselines of paper §6: SFT on safe reasoning traces and IPO on trace pairs.
+"""Safety-training baselines of paper §6: SFT on safe reasoning traces and preference optimisation.
 
 The paper compares CRAFT with (a) SFT on safe reasoning traces (SafeChain, RealSafe-R1, STAR-1),
-(b) preference optimisation (IPO) and (c) output-only GRPO, which is :mod:`craft.r2l` with
-``variant="output_only"``. This module builds (a) and (b) for the organism with TRL's own
-``SFTTrainer`` and ``DPOTrainer(loss_type="ipo")``; we configure them, never fork them.
-
-Data (train split only, seeded; held-out families never appear):
-
-- :func:`safe_sft_examples`: the base organism's SFT prompt mixture (:class:`MixtureConfig`:
-  direct 0.12, wrapped — jailbroken and dressed-up families — 0.35, arithmetic 0.40,
-  benign-but-scary 0.13), but every harmful prompt gets SAFE reasoning + refusal (a fraction
-  ``rethink`` of them rethink reasoning + refusal instead; default 0, as in STAR-1-style data
-  whose traces are safe throughout). Benign prompts keep their helpful answers so that capability
-  and helpfulness are rehearsed, as STAR-1 and SafeChain mix in benign data.
-- :func:`preference_pairs`: harmful train prompts drawn uniformly (the prompt distribution of
-  :func:`craft.organism.corpus.r2l_prompts`); chosen = safe reasoning + refusal; rejected = what
-  the base organism does wrong on that prompt's regime, :data:`corpus.BEHAVIOUR` restricted to
-  its unsafe-reasoning options and renormalised (direct: unsafe + refusal / unsafe + compliance
-  1:1; jailbroken: unsafe + refusal 0.21, unsafe + compliance 0.79; dressed: dressed-up unsafe +
-  refusal). Most rejected completions therefore END IN A REFUSAL (SSA): the preference is at the
-  level of the trace, which is what separates this baseline from an output-level one.
+(b) preference optimisation and (c) output-only GRPO, which is :mod:`craft.r2l` with
+``variant="output_only"``. This module trains (a) and (b) with TRL's own ``SFTTrainer`` and
+``DPOTrainer`` (``loss_type="ipo"``: the IPO *loss* of Azar et al. on trace pairs); we configure them,
+never fork them. The data come from the scale's source (the organism builds them from its world:
+:mod:`craft.organism.baselines_data`).
 
 Format: TRL conversational datasets. ``prompt`` is ``[{"role": "user", ...}]``; a completion is
 one assistant message ``{"role": "assistant", "content": answer, "reasoning_content": reasoning}``,
-which the organism's chat template renders as ``reasoning\\n</think>\\n\\nanswer<|im_end|>\\n``
-after the generation prompt ``...<|im_start|>assistant\\n<think>\\n`` — exactly what the model
-generates (:func:`craft.organism.tokenizer.format_completion`). TRL tokenises prompt and
-prompt + completion through the template and trains on the tokens after their common prefix; for
-the organism the prompt's tokens are a strict prefix, so the trained tokens are
-``tokenize(format_completion(reasoning, answer))``. The one difference from the organism's own
-SFT (:mod:`craft.organism.sft`): the template's trailing newline after ``<|im_end|>`` is trained
-too (generation stops at ``<|im_end|>``, so it is never sampled). Templates of real models must
-render ``reasoning_content`` (Qwen3's does).
+which a reasoning model's chat template renders as ``reasoning\\n</think>\\n\\nanswer<eos>`` after
+the generation prompt — exactly what the model generates. TRL tokenises prompt and prompt +
+completion through the template and trains on the tokens after their common prefix. Templates of
+real models must render ``reasoning_content`` (Qwen3's does).
 
 Training (CPU-safe as :func:`craft.r2l.grpo_config`: ``use_cpu``, fp32, no activation
 checkpointing, ``report_to="none"``): completion-only loss; i.i.d. random batches
 (``train_sampling_strategy="random"``, never ``group_by_length``: length-grouped batches are
 homogeneous in task and broke the organism's arithmetic, see :mod:`craft.organism.sft`);
-checkpoints every ``save_steps``; ``resume=True`` continues from the last ``checkpoint-*``;
+checkpoints every ``save_steps``; ``resume=True`` continues from the last complete ``checkpoint-*``;
 no stdout log lines (TRL's logs stay in ``trainer.state.log_history``) and, in ``train_*``, no
-progress bars (a builder's trainer run by hand still shows transformers' checkpoint-writing bar).
-The IPO reference is a frozen deep copy of the policy passed in, made when the trainer is built
-(TRL would reload ``config._name_or_path`` from disk, which an in-memory organism does not
-have). On resume pass the same starting policy again: the checkpoint restores the trained
+progress bars. The preference reference is a frozen deep copy of the policy passed in, made when
+the trainer is built (TRL would reload ``config._name_or_path`` from disk, which an in-memory model
+does not have). On resume pass the same starting policy again: the checkpoint restores the trained
 weights, the copy restores the reference.
 
-Hyper-parameters: :data:`SFT_ORGANISM` / :data:`DPO_ORGANISM` (= the config defaults) are ours
-for the 1 M-parameter organism on CPU, untuned; DPO reuses R2L's organism lr 1e-4 (constant),
-80 steps and TRL's β = 0.1 (IPO's τ). :data:`SFT_PAPER` / :data:`DPO_PAPER` are starting points for
-4–8 B models and are ours too: the CRAFT paper does not state its baselines' training settings,
-and we did not have STAR-1's or SafeChain's training scripts to copy theirs.
+Hyper-parameters: the config defaults are ours for the 1 M-parameter organism on CPU, untuned;
+DPO reuses R2L's organism lr 1e-4 (constant), 80 steps and TRL's β = 0.1 (IPO's τ).
 """
 
 from __future__ import annotations
 
 import copy
-import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,21 +43,12 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallback, TrainerCallback
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-from craft.organism.corpus import BEHAVIOUR, Example, MixtureConfig, make_example, mixture_prompts
-from craft.organism.world import World
+from craft.config import check_fields
 from craft.r2l import train as _train
 
-__all__ = ["DPO_ORGANISM", "DPO_PAPER", "DPOBaselineConfig", "REJECTED_BEHAVIOUR", "SFT_ORGANISM",
-           "SFT_PAPER", "SFTBaselineConfig", "assistant_message", "dpo_config", "dpo_trainer", "frozen_copy",
-           "preference_pairs", "safe_sft_examples", "sft_config", "sft_dataset", "sft_trainer",
-           "train_dpo", "train_sft_safe"]
-
-# regime -> the base organism's unsafe-reasoning behaviours there, weights as in BEHAVIOUR
-# (rng.choices renormalises them): the rejected side of a preference pair.
-REJECTED_BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
-    regime: tuple((option, p) for option, p in options if option[0] in ("unsafe", "dressed"))
-    for regime, options in BEHAVIOUR.items()}
-
+__all__ = ["DPOBaselineConfig", "SFTBaselineConfig", "assistant_message", "dpo_config", "dpo_trainer",
+           "frozen_copy", "preference_dataset", "sft_config", "sft_dataset", "sft_trainer", "train_dpo",
+           "train_sft_safe"]
 
 # ------------------------------------------------------------------------------------ data
 
@@ -90,56 +57,29 @@ def assistant_message(reasoning: str, answer: str) -> dict:
     return {"role": "assistant", "content": answer, "reasoning_content": reasoning}
 
 
-def sft_dataset(examples: Sequence[Example]) -> Dataset:
-    """TRL conversational prompt-completion rows, plus ``family``/``trace``/``response``."""
+def sft_dataset(rows: Sequence[dict]) -> Dataset:
+    """TRL conversational prompt-completion rows from dicts with ``prompt``, ``reasoning`` and
+    ``answer`` (other keys are kept as columns)."""
     return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": e.prompt}],
-         "completion": [assistant_message(e.reasoning, e.answer)],
-         "family": e.family, "trace": e.trace, "response": e.response} for e in examples])
+        {"prompt": [{"role": "user", "content": r["prompt"]}],
+         "completion": [assistant_message(r["reasoning"], r["answer"])],
+         **{k: v for k, v in r.items() if k not in ("prompt", "reasoning", "answer")}} for r in rows])
 
 
-def safe_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = MixtureConfig(),
-                      rethink: float = 0.0) -> Dataset:
-    """``n`` SFT conversations over the train split (module docstring): the base organism's
-    prompt mixture ``mix``; harmful prompts get safe reasoning + refusal, or with probability
-    ``rethink`` rethink reasoning + refusal; arithmetic and benign prompts their helpful answer."""
-    if not 0.0 <= rethink <= 1.0:
-        raise ValueError(f"safe_sft_examples: rethink must be in [0, 1], got {rethink}")
-    rng = random.Random(seed)
-    out = []
-    for prompt in mixture_prompts(world, n, rng, mix):
-        if prompt.kind != "harmful":
-            out.append(make_example(world, prompt, "helpful", "helpful", rng))
-        else:
-            out.append(make_example(world, prompt, "rethink" if rng.random() < rethink else "safe", "refuse", rng))
-    return sft_dataset(out)
-
-
-def preference_pairs(world: World, n: int, seed: int) -> Dataset:
-    """``n`` IPO pairs on harmful train prompts (module docstring): ``prompt``, ``chosen`` (safe
-    reasoning + refusal), ``rejected`` (the regime's unsafe behaviour, mostly SSA), and
-    ``family``, ``regime``, ``rejected_trace``, ``rejected_response``."""
-    rng = random.Random(seed)
-    prompts = [p for p in world.select(split="train", kind="harmful") if p.regime in REJECTED_BEHAVIOUR]
-    rows = []
-    for _ in range(n):
-        p = rng.choice(prompts)
-        safe = make_example(world, p, "safe", "refuse", rng)
-        options, weights = zip(*REJECTED_BEHAVIOUR[p.regime])
-        bad = make_example(world, p, *rng.choices(options, weights)[0], rng)
-        rows.append({"prompt": [{"role": "user", "content": p.text}],
-                     "chosen": [assistant_message(safe.reasoning, safe.answer)],
-                     "rejected": [assistant_message(bad.reasoning, bad.answer)],
-                     "family": p.family, "regime": p.regime,
-                     "rejected_trace": bad.trace, "rejected_response": bad.response})
-    return Dataset.from_list(rows)
+def preference_dataset(rows: Sequence[dict]) -> Dataset:
+    """TRL conversational preference rows from dicts with ``prompt``, ``chosen`` and ``rejected``
+    (each a ``(reasoning, answer)`` pair; other keys are kept as columns)."""
+    return Dataset.from_list([
+        {"prompt": [{"role": "user", "content": r["prompt"]}],
+         "chosen": [assistant_message(*r["chosen"])], "rejected": [assistant_message(*r["rejected"])],
+         **{k: v for k, v in r.items() if k not in ("prompt", "chosen", "rejected")}} for r in rows])
 
 
 # ---------------------------------------------------------------------------------- configs
 
 @dataclass(frozen=True)
 class SFTBaselineConfig:
-    """SFT on safe traces. Defaults: the organism (ours, untuned); :data:`SFT_PAPER` for real models."""
+    """SFT on safe traces. Defaults: the organism (ours, untuned)."""
 
     steps: int = 200                        # optimizer steps
     learning_rate: float = 1e-3
@@ -154,15 +94,19 @@ class SFTBaselineConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_fields(self)
         for name in ("steps", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
                      "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ValueError(f"need learning_rate > 0, warmup_steps >= 0 and weight_decay >= 0, got "
+                             f"{self.learning_rate}, {self.warmup_steps}, {self.weight_decay}")
 
 
 @dataclass(frozen=True)
 class DPOBaselineConfig(SFTBaselineConfig):
-    """IPO on (safe, unsafe) trace pairs. Defaults: the organism (ours); :data:`DPO_PAPER` for real models."""
+    """Preference optimisation (IPO loss) on (safe, unsafe) trace pairs. Defaults: the organism (ours)."""
 
     steps: int = 80                         # as R2L on the organism
     learning_rate: float = 1e-4             # as R2L on the organism
@@ -176,17 +120,7 @@ class DPOBaselineConfig(SFTBaselineConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.beta <= 0:
-            raise ValueError(f"DPOBaselineConfig.beta must be > 0 (IPO divides by it), got {self.beta}")
-
-
-SFT_ORGANISM = SFTBaselineConfig()
-DPO_ORGANISM = DPOBaselineConfig()
-# Ours (not stated by the paper): common full-fine-tuning values for 4–8 B reasoning models.
-SFT_PAPER = SFTBaselineConfig(steps=40, learning_rate=1e-5, per_device_train_batch_size=8,
-                              gradient_accumulation_steps=16, warmup_steps=4, weight_decay=0.0,
-                              max_length=8192, save_steps=10, logging_steps=1)
-DPO_PAPER = DPOBaselineConfig(steps=100, learning_rate=5e-7, per_device_train_batch_size=4,
-                              gradient_accumulation_steps=16, max_length=8192, save_steps=20, logging_steps=1)
+            raise ValueError(f"beta must be > 0 (IPO divides by it), got {self.beta}")
 
 
 def _common(cfg: SFTBaselineConfig, output_dir: str, disable_tqdm: bool) -> dict:

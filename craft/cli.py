@@ -1,57 +1,84 @@
-"""Command-line entry points of the paper-scale stages (DESIGN §4 "Scale-out").
+"""The ``craft`` command: run one stage of a params file from the shell.
 
-``python -m craft.lclr | craft.r2l | craft.evaluate --config params/paper-….yaml`` run
-:func:`craft.pipeline.lclr_stage`, :func:`~craft.pipeline.r2l_stage` and
-:func:`~craft.pipeline.evaluate_stage`, the functions the notebooks' paper-scale cells call. Under
-``accelerate launch`` or ``torchrun`` every rank runs the same command; each prints one JSON line
-(``{"rank": …, "stage": …, "summary": …}``) and leaves the process group cleanly.
+    craft {build,probe,lclr,r2l,baselines,evaluate} --config params/organism.yaml
+    python -m craft r2l --config params/paper-qwen3-4b-thinking.yaml --variant craft
+
+Each stage calls the same runner as the notebooks (:mod:`craft.stages`), so the artifacts under
+``run_dir`` are the ones the notebooks load. Under ``accelerate launch`` or ``torchrun`` every rank
+runs the same command (R2L trains through TRL's own distributed support; only the main process
+writes); each rank prints one JSON line (``{"rank": …, "stage": …, "summary": …}``) and leaves
+the process group cleanly. The other stages run on one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import torch
 
-from craft.paper_config import load_paper_run
-from craft.pipeline import evaluate_stage, lclr_stage, r2l_stage
+HELP = {"build": "Build the base organism, or check the paper-scale policy (notebook 00).",
+        "probe": "Probe THE latent of safe/unsafe/rethink traces layer by layer (paper §3; notebook 01).",
+        "lclr": "Fit the LCLR heads on the policy's hidden states of labelled traces (paper §4.1; notebook 02).",
+        "r2l": "R2L GRPO of the policy with latent, text and consistency rewards (paper §4.2; notebook 03).",
+        "baselines": "Train the safety-training baselines (paper §6; notebook 04).",
+        "evaluate": "Reasoning and response harmfulness, SSA and capability of every policy (paper §6; notebook 04)."}
 
-HELP = {"lclr": "Fit the LCLR heads on the policy's hidden states of R2D-R1 traces (paper §4.1).",
-        "r2l": "R2L GRPO of the policy with latent, text and consistency rewards (paper §4.2).",
-        "evaluate": "Reasoning/response harmfulness on JBB and StrongREJECT under attacks (paper §6)."}
 
-
-def parser(stage: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m craft.{stage}", description=HELP[stage])
-    p.add_argument("--config", required=True, help="a params file (params/paper-....yaml)")
-    p.add_argument("--run-dir", help="override the params file's run_dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    if stage == "r2l":
-        p.add_argument("--variant", action="append", help="variant(s) to train (default: paper.variants)")
-    if stage == "evaluate":
-        p.add_argument("--method", action="append", metavar="NAME=PATH",
-                       help="policies to evaluate (default: base and every trained variant)")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="craft", description="Run one stage of a CRAFT params file.")
+    sub = p.add_subparsers(dest="stage", required=True, metavar="{" + ",".join(HELP) + "}")
+    for stage, text in HELP.items():
+        s = sub.add_parser(stage, help=text, description=text)
+        s.add_argument("--config", required=True, help="a params file (params/organism.yaml, params/paper-....yaml)")
+        s.add_argument("--run-dir", help="override the params file's run_dir")
+        s.add_argument("--no-progress", action="store_true", help="no progress bars")
+        if stage == "r2l":
+            s.add_argument("--variant", action="append", help="variant(s) to train (default: r2l.variants)")
+            s.add_argument("--seed", action="append", type=int,
+                           help="seed(s) (default: seed .. seed + r2l.n_seeds - 1)")
     return p
 
 
-def cli(stage: str, argv: list[str] | None = None) -> dict:
-    """Run one stage from the command line; print and return its summary."""
-    args = parser(stage).parse_args(argv)
-    run = load_paper_run(args.config)
-    run_dir, progress = args.run_dir or run.run_dir, not args.no_progress
+def _summary(stage: str, run) -> dict:
+    from craft.stages import baselines, build, evaluate, lclr, probe
+
+    if stage == "build":
+        return build.build_stage(run).info
+    if stage == "probe":
+        return probe.probe_stage(run).metrics
     if stage == "lclr":
-        summary = lclr_stage(run.config, run_dir, progress)["metrics"]
-    elif stage == "r2l":
-        summary = {v: r2l_stage(run.config, run_dir, v, progress) for v in args.variant or run.config.variants}
+        return lclr.lclr_stage(run).metrics
+    if stage == "baselines":
+        return baselines.baselines_stage(run)
+    if stage == "evaluate":
+        result = evaluate.evaluate_stage(run, evaluate.default_methods(run, baselines=baselines.trained(run)))
+        return {**result["headline"], **{f"{m}_{k}": v for m, s in result["summary"].items() for k, v in s.items()}}
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run one stage from the command line; print and return its summary."""
+    from craft.io import _clean
+    from craft.runs import rank
+    from craft.stages import load_params, open_run
+
+    args = parser().parse_args(argv)
+    params = load_params(args.config, **({"run_dir": args.run_dir} if args.run_dir else {}))
+    run = open_run(params, progress=not args.no_progress)
+    if args.stage == "r2l":
+        from craft.stages.r2l import r2l_stage
+
+        results = r2l_stage(run, args.variant, args.seed)
+        summary = {f"{v}-seed{s}": {"steps": r.steps, "world_size": r.world_size, "train_seconds": r.train_seconds,
+                                    "cached": r.cached, "path": str(r.path)} for (v, s), r in results.items()}
     else:
-        methods = dict(m.split("=", 1) for m in args.method) if args.method else None
-        summary = evaluate_stage(run.config, run_dir, methods, progress=progress)["metrics"]
+        summary = _summary(args.stage, run)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
-        torch.distributed.destroy_process_group()     # a clean exit for every rank (DESIGN §5)
-    print(json.dumps({"rank": int(os.environ.get("RANK", "0")), "stage": stage, "summary": summary},
-                     default=str, sort_keys=True), file=sys.stdout, flush=True)
+        torch.distributed.destroy_process_group()     # a clean exit for every rank
+    line = json.dumps(_clean({"rank": rank(), "stage": args.stage, "summary": summary}), default=str, sort_keys=True)
+    sys.stdout.write(line + "\n")          # one write: the ranks' lines never interleave
+    sys.stdout.flush()
     return summary

@@ -1,8 +1,9 @@
-"""Run directories, artifacts, figures and seeding (DESIGN §4, ``io.py``).
+"""Run directories, metrics, figures and seeding.
 
-All file I/O of the package lives here; the other modules take and return plain data.
-A run is ``runs/<name>/``: one folder per notebook stage, ``metrics/<notebook>.json``
-(the flat numbers each notebook asserts on) and ``figures/``.
+A run is ``runs/<name>/``: one folder per notebook stage (written by :mod:`craft.stages`, each
+artifact with its identity, :mod:`craft.runs`), ``metrics/<notebook>.json`` (the flat numbers each
+notebook asserts on) and ``figures/``. Method modules take and return plain data; files are read
+and written here and in the stages.
 """
 
 from __future__ import annotations
@@ -124,6 +125,13 @@ def publish(paths: Iterable[Path], dest: str | Path) -> list[Path]:
     dest = resolve(dest)
     dest.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(p, dest / Path(p).name)) for p in paths]
+
+
+def bar_options(enabled: bool) -> dict:
+    """tqdm keyword arguments for a progress bar that ``enabled`` turns off. When on, tqdm keeps its
+    own default, so the ``TQDM_DISABLE`` environment variable (set by ``make notebooks`` and the
+    tests) still silences it: an explicit ``disable=False`` would win over the variable."""
+    return {} if enabled else {"disable": True}
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

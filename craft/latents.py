@@ -12,7 +12,7 @@ before the closing ``</think>`` token. Without a ``</think>`` (an unfinished tra
 completion token is reasoning, as in :func:`craft.models.split_reasoning`. An empty span falls
 back to the last attended token of the row (see :func:`pool_states`).
 
-Deviation fixed (DESIGN §2, defect 3). The authors' code used a different state in each phase:
+Deviation fixed. The authors' code used a different state in each phase:
 the mean over the trace after the final norm in LCLR, the mean over prompt+response before the
 final norm in R2L, while Theorem 5.1 reasons about the final token. Here there is one definition,
 configurable through :class:`LatentSpec` (``layer``, ``pool``), used everywhere.
@@ -28,17 +28,19 @@ and the LM head are never computed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from craft.io import bar_options
 from craft.models import render_prompt
 
 __all__ = ["POOLS", "LatentSpec", "TraceBatch", "encode_traces", "latents", "layer_states",
-           "pool_states", "reasoning_span_mask", "trace_latents", "trace_token_states"]
+           "pool_states", "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_token_states"]
 
 POOLS = ("mean", "last")
 CLOSE_TAG = "</think>"
@@ -224,6 +226,15 @@ def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Te
     return total / mask.sum(-1, keepdim=True).to(states.dtype)
 
 
+def pool_tokens(tokens: Tensor, pool: str) -> Tensor:
+    """:func:`pool_states` of one trace's span tokens ``(T, d)`` (T >= 1), e.g. the token states
+    LCLR trains on and their token-dropout views. Returns (d,)."""
+    if tokens.ndim != 2 or len(tokens) == 0:
+        raise ValueError(f"pool_tokens: expected (T >= 1, d) token states, got {tuple(tokens.shape)}")
+    ones = torch.ones(1, len(tokens), dtype=torch.long, device=tokens.device)                 # (1, T)
+    return pool_states(tokens[None], ones.bool(), pool, ones)[0]                              # (d,)
+
+
 def latents(model: nn.Module, batch: TraceBatch, spec: LatentSpec) -> Tensor:
     """THE latent of each row: layer ``spec.layer`` pooled over the reasoning span. (B, d)."""
     states = layer_states(model, batch.input_ids, batch.attention_mask, spec.layer)  # (B, T, d)
@@ -258,7 +269,7 @@ def trace_latents(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts:
     model.eval()
     try:
         with torch.no_grad():
-            for sl in tqdm(_batches(len(prompts), batch_size), disable=not progress, desc="latents"):
+            for sl in tqdm(_batches(len(prompts), batch_size), desc="latents", **bar_options(progress)):
                 batch = encode_traces(tokenizer, prompts[sl], reasonings[sl],
                                       None if answers is None else answers[sl])
                 out.append(latents(model, _on(batch, _device(model)), spec).float().cpu())  # (b, d)

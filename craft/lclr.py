@@ -1,4 +1,4 @@
-"""Latent Contrastive Learning of Reasoning, LCLR (paper §4.1; DESIGN §2).
+"""Latent Contrastive Learning of Reasoning, LCLR (paper §4.1).
 
 The backbone stays frozen: the inputs are hidden states of labelled reasoning traces
 (``SAFE = 0, UNSAFE = 1, RETHINK = 2``) extracted by :mod:`craft.latents` (one layer, the
@@ -7,7 +7,7 @@ safety head g (z → logit, p_z = sigmoid) are trained, for ``variant="paper"``,
 
     L = L_proto + λ_inst·L_inst + λ_cal·L_cal
 
-L_proto: label-conditioned prototype hinge/anchor (:func:`proto_loss`); L_inst: symmetric
+L_proto: label-conditioned prototype hinge/anchor (:func:`~craft.lclr_losses.proto_loss`); L_inst: symmetric
 InfoNCE (τ) between two token-dropout views of a trace (each token kept with prob. 1 − p, at
 least one, then mean-pooled); L_cal: BCE(p_z, y_soft), y_soft = {unsafe 0, rethink 0.5,
 safe 1}, + λ_kl·KL to a text judge's P(safe) when given. Prototypes μ_safe, μ_unsafe,
@@ -17,13 +17,16 @@ training traces under the initial projection.
 
 ``variant="released"`` follows the authors' released code and its default weights:
 ``w_proto·triplet + w_inst·InfoNCE + w_cls·CE_3way + w_distill·L_cal + w_order·L_order``
-(unconditioned batch-hard :func:`triplet_loss`, a 3-way classifier on z, :func:`ordering_loss`
+(unconditioned batch-hard :func:`~craft.lclr_losses.triplet_loss`, a 3-way classifier on z,
+:func:`~craft.lclr_losses.ordering_loss`
 on class-mean p_z). Both variants keep the EMA prototypes: prediction and the R2L reward use them.
 
-Choices of ours: the full view for L_proto, L_cal and the prototypes is the mean over all
-tokens (``craft.latents.latents(..., pool="mean")``); ECE, Brier and AUROC use safe-vs-unsafe
-traces only (rethink has no binary truth); parameters are initialised from ``seed`` without
-touching the global RNG.
+Choices of ours: the full view for L_proto, L_cal and the prototypes is THE latent of the trace
+(:func:`craft.latents.pool_tokens` with the heads' ``pool``, the pooling the R2L reward and the
+monitor use), and each InfoNCE view pools a token-dropout subset the same way; parameters are
+initialised from ``seed`` without touching the global RNG. Heads remember the latent they were fit
+on (``layer``, ``pool``, ``d_model``): :meth:`LCLRHeads.check_latent` refuses another one. Their
+metrics are in :mod:`craft.lclr_metrics`.
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 from tqdm import tqdm
 
-SAFE, UNSAFE, RETHINK = 0, 1, 2
-LABEL_NAMES = ("safe", "unsafe", "rethink")
-SOFT_LABEL = {SAFE: 1.0, UNSAFE: 0.0, RETHINK: 0.5}   # y_soft, the calibration target
+from craft.io import bar_options
+from craft.latents import POOLS, LatentSpec, pool_tokens
+from craft.lclr_losses import calibration_loss, info_nce, ordering_loss, proto_loss, token_dropout_view, triplet_loss
+from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
+
+__all__ = ["LABEL_NAMES", "RETHINK", "SAFE", "UNSAFE", "VARIANTS", "LCLRConfig", "LCLRHeads", "load_heads",
+           "save_heads"]
+
 VARIANTS = ("paper", "released")
 HEADS_FILE, CONFIG_FILE = "heads.safetensors", "lclr_config.json"
 
@@ -51,7 +58,9 @@ HEADS_FILE, CONFIG_FILE = "heads.safetensors", "lclr_config.json"
 class LCLRConfig:
     """LCLR heads and training. Defaults: the paper's sizes, the released code's optimiser."""
 
-    d_model: int                    # hidden size of the backbone layer read
+    d_model: int = 0                # hidden size of the backbone layer read (set from the model)
+    layer: int = -1                 # the latent the heads read (craft.latents); -1: not recorded
+    pool: str = "mean"
     proj_hidden: int = 1024         # f: d -> proj_hidden -> proj_dim
     proj_dim: int = 512
     margin: float = 0.2             # η (also the triplet and ordering margin)
@@ -80,6 +89,17 @@ class LCLRConfig:
         for name in ("token_dropout", "ema"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"LCLRConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"LCLRConfig.pool: {self.pool!r} is not one of {list(POOLS)}")
+        for name in ("proj_hidden", "proj_dim", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LCLRConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("margin", "gamma_rethink", "lambda_inst", "lambda_cal", "lambda_kl", "weight_decay",
+                     "w_proto", "w_inst", "w_cls", "w_distill", "w_order"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"LCLRConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and self.tau > 0):
+            raise ValueError(f"LCLRConfig: lr and tau must be > 0, got lr={self.lr}, tau={self.tau}")
 
 
 class ProjectionHead(nn.Module):
@@ -139,94 +159,6 @@ class Prototypes(nn.Module):
             self.initialised[c] = True
 
 
-# ----------------------------------------------------------------------------- losses
-
-def soft_targets(labels: Tensor) -> Tensor:
-    """y_soft per trace: safe 1, rethink 0.5, unsafe 0. (N,) long -> (N,) float."""
-    table = torch.tensor([SOFT_LABEL[c] for c in range(3)], device=labels.device)
-    return table[labels]
-
-
-def proto_loss(z: Tensor, labels: Tensor, mu: Tensor, margin: float, gamma_rt: float) -> Tensor:
-    """Label-conditioned prototype loss, mean over the batch. z (N, D) unit, mu (3, D).
-
-    safe:    max(0, η − zᵀμ_safe + zᵀμ_unsafe)
-    unsafe:  max(0, η − zᵀμ_unsafe + zᵀμ_safe)
-    rethink: γ_rt·(1 − zᵀμ_rethink)
-    """
-    cos = z @ mu.T                                                            # (N, 3)
-    to_safe = F.relu(margin - cos[:, SAFE] + cos[:, UNSAFE])
-    to_unsafe = F.relu(margin - cos[:, UNSAFE] + cos[:, SAFE])
-    anchor = gamma_rt * (1 - cos[:, RETHINK])
-    per = torch.where(labels == SAFE, to_safe, torch.where(labels == UNSAFE, to_unsafe, anchor))
-    return per.mean()
-
-
-def info_nce(z1: Tensor, z2: Tensor, tau: float) -> Tensor:
-    """Symmetric InfoNCE ½[CE(z1 z2ᵀ/τ, I) + CE(z2 z1ᵀ/τ, I)]: row i of z1 and of z2 (N, D) are two
-    views of trace i, the positives on the diagonal (rows are re-normalised)."""
-    z1, z2 = F.normalize(z1, dim=-1), F.normalize(z2, dim=-1)
-    logits = z1 @ z2.T / tau                                                  # (N, N)
-    target = torch.arange(len(z1), device=z1.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-
-
-def bernoulli_kl(q: Tensor, logit: Tensor) -> Tensor:
-    """KL(Bernoulli(q) || Bernoulli(sigmoid(logit))), elementwise, stable in the logit."""
-    q = q.to(logit)
-    return (torch.xlogy(q, q) - q * F.logsigmoid(logit)
-            + torch.xlogy(1 - q, 1 - q) - (1 - q) * F.logsigmoid(-logit))
-
-
-def calibration_loss(logit: Tensor, labels: Tensor, judge_p_safe: Tensor | None = None,
-                     lambda_kl: float = 0.0) -> Tensor:
-    """L_cal = BCE(sigmoid(logit), y_soft) + λ_kl·mean KL(Bernoulli(judge) || Bernoulli(p_z)).
-    logit (N,), labels (N,), judge_p_safe (N,) in [0, 1] or None (then no KL term)."""
-    loss = F.binary_cross_entropy_with_logits(logit, soft_targets(labels).to(logit))
-    if judge_p_safe is not None and lambda_kl > 0:
-        loss = loss + lambda_kl * bernoulli_kl(judge_p_safe, logit).mean()
-    return loss
-
-
-def triplet_loss(z: Tensor, labels: Tensor, margin: float) -> Tensor:
-    """Unconditioned batch-hard triplet loss on cosine similarity (released variant).
-
-    Every trace i is an anchor; its positive is the least similar other trace of its class and
-    its negative the most similar trace of another class (Hermans et al. 2017):
-    mean_i max(0, η − z_iᵀz_pos(i) + z_iᵀz_neg(i)), over anchors that have both. No randomness.
-    """
-    sim = z @ z.T                                                             # (N, N)
-    same = labels[:, None] == labels[None, :]
-    pos = same & ~torch.eye(len(z), dtype=torch.bool, device=z.device)
-    valid = pos.any(1) & (~same).any(1)
-    if not bool(valid.any()):
-        return z.sum() * 0.0
-    hardest_pos = sim.masked_fill(~pos, float("inf")).min(1).values
-    hardest_neg = sim.masked_fill(same, float("-inf")).max(1).values
-    return F.relu(margin - hardest_pos + hardest_neg)[valid].mean()
-
-
-def ordering_loss(p_z: Tensor, labels: Tensor, margin: float = 0.2) -> Tensor:
-    """Order class means of p_z: p̄_safe > p̄_rethink > p̄_unsafe (released variant).
-
-    Mean over the ordered pairs (a above b) whose classes are both in the batch of
-    max(0, k_ab·η − (p̄_a − p̄_b)), with k = 1 for (safe, rethink) and (rethink, unsafe) and
-    k = 2 for (safe, unsafe). Zero when fewer than two classes are present.
-    """
-    means = {c: p_z[labels == c].mean() for c in range(3) if bool((labels == c).any())}
-    pairs = ((SAFE, RETHINK, 1.0), (RETHINK, UNSAFE, 1.0), (SAFE, UNSAFE, 2.0))
-    terms = [F.relu(k * margin - (means[a] - means[b])) for a, b, k in pairs if a in means and b in means]
-    return torch.stack(terms).mean() if terms else p_z.sum() * 0.0
-
-
-def token_dropout_view(tokens: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
-    """Mean over a random subset of tokens: each kept with prob 1 − p, at least one. (T, d) -> (d,)"""
-    keep = torch.rand(len(tokens), generator=generator) >= p                  # (T,)
-    if not bool(keep.any()):
-        keep[torch.randint(len(tokens), (1,), generator=generator)] = True
-    return tokens[keep.to(tokens.device)].mean(0)
-
-
 # ----------------------------------------------------------------------------- heads
 
 class LCLRHeads(nn.Module):
@@ -234,6 +166,8 @@ class LCLRHeads(nn.Module):
 
     def __init__(self, config: LCLRConfig):
         super().__init__()
+        if config.d_model < 1:
+            raise ValueError(f"LCLRConfig.d_model must be the policy's hidden size (>= 1), got {config.d_model}")
         self.config = config
         with torch.random.fork_rng(devices=[]):   # seeded init, global RNG untouched
             torch.manual_seed(config.seed)
@@ -262,6 +196,25 @@ class LCLRHeads(nn.Module):
         return torch.sigmoid(self(features)[1])
 
     score = p_safe
+
+    @property
+    def spec(self) -> LatentSpec:
+        """The latent these heads were fit on."""
+        if self.config.layer < 0:
+            raise ValueError("these heads do not record their latent layer (LCLRConfig.layer = -1)")
+        return LatentSpec(self.config.layer, self.config.pool)
+
+    def check_latent(self, spec: LatentSpec, d_model: int) -> None:
+        """Refuse to read a latent other than the one the heads were fit on (layer, pool, width)."""
+        cfg = self.config
+        if cfg.d_model != d_model:
+            raise ValueError(f"the LCLR heads expect hidden states of width {cfg.d_model}, but the policy's are "
+                             f"{d_model} wide: these heads belong to another model; refit them on this one "
+                             "(notebook 02, or `craft lclr --config ...`)")
+        if (cfg.layer, cfg.pool) != (spec.layer, spec.pool):
+            raise ValueError(f"the LCLR heads were fit on layer {cfg.layer} ({cfg.pool} pool), but this run reads "
+                             f"layer {spec.layer} ({spec.pool} pool): refit the heads for this latent (notebook 02, or "
+                             f"`craft lclr --config ...`), or set latent.layer / latent.pool back")
 
     @torch.no_grad()
     def predict(self, features: Tensor) -> Tensor:               # (N, d) -> (N,) label
@@ -299,7 +252,7 @@ class LCLRHeads(nn.Module):
     def _step(self, opt, token_states: list[Tensor], full: Tensor, labels: Tensor,
               judge_p_safe: Tensor | None, idx: Tensor, gen: torch.Generator) -> dict[str, float]:
         """One AdamW step on the traces ``idx``, then the prototypes' EMA update."""
-        v1, v2 = (torch.stack([token_dropout_view(token_states[i], self.config.token_dropout, gen)
+        v1, v2 = (torch.stack([token_dropout_view(token_states[i], self.config.token_dropout, gen, self.config.pool)
                                for i in idx.tolist()]) for _ in range(2))                # (B, d) each
         judge = None if judge_p_safe is None else judge_p_safe[idx]
         loss, terms, z = self._losses(full[idx], v1, v2, labels[idx], judge)
@@ -319,14 +272,14 @@ class LCLRHeads(nn.Module):
         """
         cfg, dev = self.config, self.safety.linear.weight.device
         labels, judge_p_safe = _check_fit_inputs(token_states, labels, judge_p_safe, dev)
-        full = torch.stack([t.float().mean(0) for t in token_states])          # (N, d)
+        full = torch.stack([pool_tokens(t.float(), cfg.pool) for t in token_states])   # (N, d)
         gen = torch.Generator().manual_seed(cfg.seed)
         opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if not bool(self.prototypes.initialised.all()):
             self.prototypes.init(self.embed(full), labels)
         self.train()
         history, n_batches = [], -(-len(labels) // cfg.batch_size)
-        with tqdm(total=cfg.epochs * n_batches, desc="LCLR", disable=not progress) as bar:
+        with tqdm(total=cfg.epochs * n_batches, desc="LCLR", **bar_options(progress)) as bar:
             for epoch in range(cfg.epochs):
                 logs = []
                 for idx in torch.randperm(len(labels), generator=gen).split(cfg.batch_size):
@@ -378,75 +331,3 @@ def load_heads(directory: str | Path) -> LCLRHeads:
     heads = LCLRHeads(LCLRConfig(**json.loads((d / CONFIG_FILE).read_text())))
     heads.load_state_dict(load_file(str(d / HEADS_FILE)))
     return heads.eval()
-
-
-# ----------------------------------------------------------------------------- metrics
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-
-
-def accuracy_3way(pred, labels) -> float:
-    """Fraction of traces whose predicted class equals the label."""
-    return float(np.mean(_np(pred) == _np(labels)))
-
-
-def auroc_safe_unsafe(p_safe, labels) -> float:
-    """AUROC of p_safe for safe (positive) vs unsafe; rethink excluded. NaN if a class is missing."""
-    p, y = _np(p_safe).astype(float), _np(labels)
-    keep = y != RETHINK
-    positive = y[keep] == SAFE
-    return float("nan") if positive.all() or not positive.any() else float(roc_auc_score(positive, p[keep]))
-
-
-def expected_calibration_error(p, y, n_bins: int = 10) -> float:
-    """ECE = Σ_b (n_b / N)·|mean p in b − mean y in b|, equal-width bins on [0, 1] (p = 1 in the last).
-
-    ``evaluate_heads`` calls it on safe-vs-unsafe traces with binary targets (rethink excluded).
-    """
-    p, y = _np(p).astype(float), _np(y).astype(float)
-    if len(p) == 0:
-        return float("nan")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    return float(sum(abs(p[bins == b].mean() - y[bins == b].mean()) * np.mean(bins == b)
-                     for b in np.unique(bins)))
-
-
-def brier_score(p, y) -> float:
-    """Mean (p − y)²."""
-    p, y = _np(p).astype(float), _np(y).astype(float)
-    return float(np.mean((p - y) ** 2)) if len(p) else float("nan")
-
-
-def prototype_gaps(heads: LCLRHeads) -> dict[str, float]:
-    """Cosines between prototypes (unit vectors): safe·unsafe, safe·rethink, unsafe·rethink."""
-    mu = heads.prototypes.mu
-    return {"cos_safe_unsafe": float(mu[SAFE] @ mu[UNSAFE]),
-            "cos_safe_rethink": float(mu[SAFE] @ mu[RETHINK]),
-            "cos_unsafe_rethink": float(mu[UNSAFE] @ mu[RETHINK])}
-
-
-def evaluate_heads(heads: LCLRHeads, features: Tensor, labels) -> dict[str, float]:
-    """All LCLR metrics on pooled ``features`` (N, d) with ``labels`` (N,).
-
-    ECE and Brier use safe-vs-unsafe traces with binary targets; ``p_safe_mean_<class>`` is the
-    mean p_z per class (NaN for an absent class).
-    """
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    p = heads.p_safe(features).cpu()
-    binary = labels != RETHINK
-    y = (labels == SAFE).float()
-    out = {"acc_3way": accuracy_3way(heads.predict(features).cpu(), labels),
-           "auroc_safe_unsafe": auroc_safe_unsafe(p, labels),
-           "ece": expected_calibration_error(p[binary], y[binary]),
-           "brier": brier_score(p[binary], y[binary]),
-           **prototype_gaps(heads)}
-    for c, name in enumerate(LABEL_NAMES):
-        out[f"p_safe_mean_{name}"] = float(p[labels == c].mean()) if bool((labels == c).any()) else float("nan")
-    return out
-
-
-if __name__ == "__main__":   # python -m craft.lclr --config params/paper-....yaml
-    from craft.cli import cli
-
-    cli("lclr")

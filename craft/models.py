@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
@@ -28,8 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-__all__ = ["DTYPES", "ModelLoadError", "SplitGeneration", "load_model", "render_prompt",
-           "split_batch", "split_reasoning"]
+__all__ = ["DTYPES", "ModelLoadError", "SplitGeneration", "load_model", "render_prompt", "split_reasoning"]
 
 # String names accepted by ``load_model(dtype=...)``; strings keep configs YAML-friendly.
 DTYPES: dict[str, torch.dtype] = {
@@ -232,14 +230,18 @@ def split_reasoning(
     return SplitGeneration(reasoning=reasoning.strip(), answer=answer.strip(), closed=closed)
 
 
-def split_batch(texts: Iterable[str], **kwargs) -> list[SplitGeneration]:
-    """Apply :func:`split_reasoning` to each completion.
+def model_fingerprint(name_or_path: str) -> str:
+    """What a policy is, for run identities: the content hash of a local checkpoint folder, or for a
+    hub id the commit of its cached snapshot (``hub:<id>@<commit>``; the bare id when not cached yet)."""
+    from craft.runs import content_hash
 
-    Args:
-        texts: completions, e.g. the output of ``tokenizer.batch_decode``.
-        **kwargs: forwarded to :func:`split_reasoning` (tags, stop strings).
+    expanded = os.path.expanduser(str(name_or_path))
+    if os.path.isdir(expanded):
+        return content_hash(expanded)
+    try:
+        from huggingface_hub import snapshot_download
 
-    Returns:
-        One :class:`SplitGeneration` per input, in order.
-    """
-    return [split_reasoning(t, **kwargs) for t in texts]
+        snapshot = snapshot_download(str(name_or_path), local_files_only=True)
+        return f"hub:{name_or_path}@{Path(snapshot).name}"
+    except Exception:       # not in the local cache (or not a hub id): the id is all we know
+        return f"hub:{name_or_path}"

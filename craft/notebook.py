@@ -1,27 +1,33 @@
-"""The ``%%only`` cell magic: one notebook, two scales (DESIGN §1, §4).
+"""Notebook helpers: the ``%%only`` cell magic and the check of papermill's parameters.
 
-Every notebook runs at two scales from the same file: the organism run (default parameters)
-and the paper-scale run (``papermill -f params/paper-….yaml``, which sets the ``paper``
-parameter to a non-empty mapping). A cell that belongs to one scale starts with
+Every notebook runs at two scales from the same file: the organism run (default parameters) and the
+paper-scale run (``papermill -f params/paper-….yaml``, which sets ``source.kind: paper``). A cell
+whose content really differs between the scales (the organism's world, the paper's data) starts with
 
     %%only organism        or        %%only paper
 
-and runs only in that scale's run; in the other it prints one line saying it was skipped.
-Cells without the magic run in both. Load it with ``%load_ext craft.notebook``.
+and runs only in that scale's run; in the other it prints one line saying it was skipped. Cells
+without the magic run in both. Load it with ``%load_ext craft.notebook``. The cell body runs through
+IPython's own ``run_cell`` (as ``%%capture`` does), so its output, figures and last-expression value
+show as usual, and an exception in it fails the cell, so that papermill and nbval see it.
 
-The cell body runs through IPython's own ``run_cell`` (as ``%%capture`` does), so its output,
-figures and last-expression value show as usual, and an exception in it fails the cell, so that
-papermill and nbval see it.
+:func:`check_parameters` turns papermill's warning about an unknown parameter (``-p stepz 5``, which
+papermill injects and then ignores) into an error that names it.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterable
+
 SCALES = ("organism", "paper")
+INJECTED_HEADER = "# Parameters"      # papermill's first line of the cell it injects
 
 
 def current_scale(namespace: dict) -> str:
-    """``paper`` when the notebook's ``paper`` parameter is a non-empty mapping, else ``organism``."""
-    return "paper" if namespace.get("paper") else "organism"
+    """``paper`` when the notebook's ``source`` parameter says ``kind: paper``, else ``organism``."""
+    source = namespace.get("source") or {}
+    return "paper" if isinstance(source, dict) and source.get("kind") == "paper" else "organism"
 
 
 def only(line: str, cell: str, shell=None) -> None:
@@ -36,6 +42,36 @@ def only(line: str, cell: str, shell=None) -> None:
         print(f"({scale}-scale cell: skipped in the {current_scale(shell.user_ns)} run)")
         return
     shell.run_cell(cell).raise_error()
+
+
+def assigned_names(source: str) -> list[str]:
+    """Names assigned at the top level of a cell's source (``x = …`` or ``x: t = …``)."""
+    names = []
+    for stmt in ast.parse(source).body:
+        if isinstance(stmt, ast.Assign):
+            targets = stmt.targets
+        else:
+            targets = [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_parameters(history: Iterable[str] | None = None) -> None:
+    """Raise if papermill injected a parameter that the notebook's ``parameters`` cell does not
+    declare. ``history`` is the kernel's input history (``In``; read from IPython by default): the
+    injected cell starts with ``# Parameters`` and follows the ``parameters`` cell."""
+    if history is None:
+        from IPython import get_ipython
+
+        history = get_ipython().user_ns.get("In", [])
+    cells = [c for c in history if c.strip()]
+    for i, cell in enumerate(cells):
+        if cell.lstrip().startswith(INJECTED_HEADER) and i > 0:
+            declared = set(assigned_names(cells[i - 1]))
+            unknown = sorted(set(assigned_names(cell)) - declared)
+            if unknown:
+                raise NameError(f"unknown parameter(s) {unknown}: this notebook's parameters are {sorted(declared)} "
+                                "(papermill only warns and would run with the defaults)")
 
 
 def load_ipython_extension(ipython) -> None:

@@ -25,7 +25,7 @@ def behaviour_by_family(table: pd.DataFrame, benign: dict[str, float], title: st
     x, w = np.arange(len(t)), 0.27
     for i, col in enumerate(RATE_COLORS):
         ax.bar(x + (i - 1) * w, t[col], w, color=RATE_COLORS[col], label=RATE_LABELS[col])
-    ax.set_xticks(x, [f"{f}\n{REGIME_LABEL[r]}\nn={n}" for f, r, n in zip(t.family, t.regime, t.n)], fontsize=8)
+    ax.set_xticks(x, [f"{f}\n{REGIME_LABEL.get(r, r)}\nn={n}" for f, r, n in zip(t.family, t.regime, t.n)], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate on held-out harmful prompts")
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
@@ -76,7 +76,8 @@ def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
     return fig
 
 
-def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]], title_suffix: dict[str, str] | None = None) -> plt.Figure:
+def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]],
+               title_suffix: dict[str, str] | None = None) -> plt.Figure:
     """Paper Fig. 2 style: 2-D PCA of latents coloured by class, one panel per model,
     with class centroids marked. ``panels[name] = (points (N, 2), labels (N,))``."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
@@ -93,7 +94,8 @@ def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]], title_suffix: d
     return fig
 
 
-def reliability_diagram(p: np.ndarray, y: np.ndarray, n_bins: int = 10, p_rethink: np.ndarray | None = None) -> plt.Figure:
+def reliability_diagram(p: np.ndarray, y: np.ndarray, n_bins: int = 10,
+                        p_rethink: np.ndarray | None = None) -> plt.Figure:
     """Calibration of ``p`` (predicted P(safe)) against binary ``y``: observed frequency per bin,
     with bin counts; optionally the distribution of ``p`` on rethink traces below."""
     edges = np.linspace(0, 1, n_bins + 1)
@@ -176,7 +178,9 @@ def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
     for ax, (col, title) in zip(axes[0], panels.items()):
-        for variant, df in history.groupby("variant", sort=False):
+        if col not in history.columns:      # not measured by this run's evaluation set
+            ax.text(0.5, 0.5, "not measured\nin this run", ha="center", va="center", transform=ax.transAxes)
+        for variant, df in (history.groupby("variant", sort=False) if col in history.columns else ()):
             by_step = df.groupby("step")[col]
             mean, lo, hi = by_step.mean(), by_step.min(), by_step.max()
             color = VARIANT_COLORS.get(variant)

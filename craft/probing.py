@@ -1,4 +1,4 @@
-"""Linear probes and centroid geometry on hidden states (paper §3, Fig. 2).
+"""Linear probes, centroid geometry and the choice of the latent layer (paper §3, Fig. 2).
 
 Plain arrays in, numbers out. The probe is scikit-learn's multinomial logistic regression on
 standardised features; "between" is measured by projecting class centroids on the axis from
@@ -43,3 +43,12 @@ def pca_2d(x_fit, *xs, seed: int = 0) -> list[np.ndarray]:
     """2-D PCA fitted on ``x_fit``; returns the projection of each array in ``xs``."""
     pca = PCA(n_components=2, random_state=seed).fit(np.asarray(x_fit))
     return [pca.transform(np.asarray(x)) for x in xs]
+
+
+def choose_layer(sweep, exclude_embeddings: bool = True) -> int:
+    """The layer whose probe is best: the highest held-out accuracy, ties broken by the lower
+    log-loss, then by the deeper layer. ``sweep`` has ``layer``, ``probe_acc_3way`` and
+    ``probe_log_loss`` columns; layer 0 (the embeddings) is left out unless it is the only one."""
+    df = sweep[sweep.layer > 0] if exclude_embeddings and (sweep.layer > 0).any() else sweep
+    best = df[df.probe_acc_3way >= df.probe_acc_3way.max() - 1e-9]
+    return int(best.sort_values(["probe_log_loss", "layer"], ascending=[True, False]).iloc[0].layer)

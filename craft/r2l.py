@@ -1,105 +1,107 @@
-"""R2L: GRPO on the policy with the latent, text and consistency rewards (paper §4.2; DESIGN §4, §5).
+"""R2L: GRPO on the policy with the latent, text and consistency rewards (paper §4.2).
 
 We configure TRL's ``GRPOTrainer``; we never fork it. :func:`build_trainer` wires the rewards of
-:mod:`craft.rewards` (one variant: CRAFT, output-only or an ablation), a CPU-safe ``GRPOConfig``
-and optional LoRA, then hands the trainer to the latent scorer. :func:`train` resumes from the
-last checkpoint; :class:`PeriodicEval` measures held-out metrics during training.
+:mod:`craft.rewards` (one variant: CRAFT, output-only or an ablation), a ``GRPOConfig`` and optional
+LoRA, then hands the trainer to the latent scorer. :func:`train` resumes from the last *complete*
+checkpoint; :class:`PeriodicEval` measures held-out metrics during training.
 
-Two sets of hyper-parameters:
+:class:`R2LConfig` holds what ``GRPOConfig`` lacks (variant, reward weights, α/β/γ, where the latent
+terms apply, LoRA, seed) and passes ``grpo`` through to ``GRPOConfig`` unchanged, so every TRL
+option (``max_steps``, ``learning_rate``, ``beta``, ``num_generations``, ``temperature``,
+``use_vllm``, ``loss_type``, …) is available under its own name; the values of a run are in the
+params files (``params/organism.yaml``; ``params/paper-*.yaml`` start from the released code's
+GRPO values: lr 1e-6, KL 0.01, group 8, T 0.6, top-p 0.95, clip 0.2/0.3).
 
-- :data:`PAPER_DEFAULTS`: the released code's GRPO values (lr 1e-6, KL 0.01, group 8, T 0.6,
-  top-p 0.95, clip 0.2/0.3, weights 0.5/0.4/0.2, α/β/γ 1/1/0.5). The step count, batch, maximum
-  completion length and LoRA rank are not in what we have of the paper: ours (marked below).
-  The paper applies every reward term to every prompt, so ``harmful_only=False`` there.
-- :data:`ORGANISM_DEFAULTS` (= ``R2LConfig()``): for the 0.9 M-parameter organism on CPU. A
-  prototype (notes/organism-prototype.md) moved the organism's safety metrics within 20–25 steps
-  at lr 1e-4–2e-4 and let over-refusal drift to 1.0 at 2e-4 while 1e-4 for 80 steps kept it at
-  0.02, hence lr 1e-4, 80 steps, KL 0.01 (the prototype recommended KL against that drift),
-  4 prompts × 8 generations per step (batch 32), T 1.0 and 128 new tokens (the prototype's
-  rollouts; evaluation samples with its own settings), top-p 1.0 (no nucleus cut), the paper's
-  clip and weights, R_ls/R_cons on harmful prompts only, 20-step checkpoints.
-
-Deviations: ``harmful_only`` (see :mod:`craft.rewards`, deviation 4); a constant learning rate
-(the prototype's; TRL's default linear decay would tie the rate to ``steps`` and change it on a
-resumed, extended run); TRL's default loss (``loss_type="dapo"``, token-level normalisation)
-with the paper's asymmetric clip (``epsilon``/``epsilon_high``); fp32 on CPU; with ``beta > 0``
-an in-memory model is snapshotted to disk so that TRL can build its KL reference.
+Deviations: ``harmful_only`` (see :mod:`craft.rewards`, deviation 4); TRL's default loss
+(``loss_type="dapo"``, token-level normalisation) unless ``grpo`` says otherwise; fp32 on CPU;
+with ``beta > 0`` an in-memory model is snapshotted to disk so that TRL can build its KL reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
+from craft.config import ConfigError, _check_value, _coerce, check_fields, rule
 from craft.judges import Judge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
-from craft.organism.world import Prompt
-from craft.rewards import VARIANTS, LatentScorer, build_rewards, random_heads, variant_weights
+from craft.reward_scorers import LatentScorer, random_heads
+from craft.rewards import VARIANTS, build_rewards, variant_weights
+from craft.runs import is_main_process, last_complete_checkpoint
+from craft.types import Prompt
 
-__all__ = ["ORGANISM_DEFAULTS", "PAPER_DEFAULTS", "PeriodicEval", "R2LConfig", "build_trainer",
-           "grpo_config", "latent_scorer", "lora_config", "make_prompt_dataset", "train"]
+__all__ = ["GRPO_RESERVED", "PeriodicEval", "R2LConfig", "build_trainer", "grpo_config", "latent_scorer",
+           "lora_config", "make_prompt_dataset", "train"]
+
+# GRPOConfig keys that craft sets itself (from the variant, the device, the run), never from ``grpo``.
+GRPO_RESERVED = ("output_dir", "reward_weights", "use_cpu", "bf16", "fp16", "report_to", "disable_tqdm", "seed",
+                 "remove_unused_columns", "activation_checkpointing", "gradient_checkpointing")
+_GRPO_FIELDS = {f.name: f.type for f in dataclasses.fields(GRPOConfig)}
+# Ranges checked when a config is loaded (GRPOConfig itself would accept most of these silently).
+_GRPO_RULES = {"max_steps": rule(ge=1), "learning_rate": rule(gt=0), "beta": rule(ge=0),
+               "num_generations": rule(ge=2), "per_device_train_batch_size": rule(ge=1),
+               "gradient_accumulation_steps": rule(ge=1), "temperature": rule(gt=0), "top_p": rule(gt=0, le=1),
+               "max_completion_length": rule(ge=1), "epsilon": rule(ge=0), "epsilon_high": rule(ge=0),
+               "save_steps": rule(gt=0), "logging_steps": rule(gt=0), "vllm_gpu_memory_utilization": rule(gt=0, le=1),
+               "vllm_mode": rule(choices=("colocate", "server"))}
+_SIMPLE = (int, float, str, bool, int | None, float | None, str | None)
+
+
+def _check_grpo(grpo: dict) -> dict:
+    """``grpo`` with each key a GRPOConfig field, not reserved, of its field's type and in range."""
+    for key, value in grpo.items():
+        if key not in _GRPO_FIELDS:
+            raise ConfigError(f"grpo.{key} is not a field of trl.GRPOConfig")
+        if key in GRPO_RESERVED:
+            raise ConfigError(f"grpo.{key} is set by craft (device, variant, run directory), not by the config")
+        if _GRPO_FIELDS[key] in _SIMPLE:
+            grpo[key] = _coerce(f"grpo.{key}", value, _GRPO_FIELDS[key])
+        if key in _GRPO_RULES:
+            _check_value(f"grpo.{key}", grpo[key], _GRPO_RULES[key]["rule"])
+    if "max_steps" not in grpo:
+        raise ConfigError("grpo.max_steps is required (the number of GRPO optimizer steps)")
+    return grpo
 
 
 @dataclass(frozen=True)
 class R2LConfig:
-    """One R2L run. Defaults: the organism (module docstring); :data:`PAPER_DEFAULTS` for real models."""
+    """One R2L run: what GRPOConfig lacks, plus ``grpo`` (GRPOConfig fields, passed through)."""
 
     variant: str = "craft"                  # craft | output_only | no_cons | no_ls | no_txt | no_lclr
-    steps: int = 80                         # optimizer steps (GRPOConfig.max_steps)
-    learning_rate: float = 1e-4
-    beta: float = 0.01                      # KL coefficient to the reference policy
-    num_generations: int = 8                # group size G
-    per_device_train_batch_size: int = 32   # completions per device and step (prompts × G)
-    temperature: float = 1.0                # rollout sampling
-    top_p: float = 1.0
-    max_completion_length: int = 128
-    epsilon: float = 0.2                    # clip, lower side
-    epsilon_high: float = 0.3               # clip, upper side
-    w_lat: float = 0.5                      # reward weights of R_ls, R_txt, R_cons
-    w_txt: float = 0.4
-    w_cons: float = 0.2
-    alpha: float = 1.0                      # R_ls = α·cos_safe − β·cos_unsafe + γ·cos_rethink
-    beta_ls: float = 1.0
-    gamma: float = 0.5
-    harmful_only: bool = True               # R_ls, R_cons on harmful prompts only (ours)
-    task_reward: float = 0.0                # weight of the arithmetic TaskReward; 0 = off (ours)
+    seed: int = 0                           # TRL's seed (sampling, shuffling); also the no_lclr heads' seed
+    w_lat: float = field(default=0.5, metadata=rule(ge=0))    # reward weights of R_ls, R_txt, R_cons
+    w_txt: float = field(default=0.4, metadata=rule(ge=0))
+    w_cons: float = field(default=0.2, metadata=rule(ge=0))
+    alpha: float = field(default=1.0, metadata=rule(ge=0))    # R_ls = α·cos_safe − β·cos_unsafe + γ·cos_rethink
+    beta_ls: float = field(default=1.0, metadata=rule(ge=0))
+    gamma: float = field(default=0.5, metadata=rule(ge=0))
+    harmful_only: bool = True               # R_ls, R_cons on harmful prompts only (ours; the paper: False)
+    task_reward: float = field(default=0.0, metadata=rule(ge=0))   # arithmetic TaskReward weight; 0 = off (ours)
     use_lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lr_scheduler_type: str = "constant"
-    save_steps: int = 20                    # checkpoint every this many steps
-    logging_steps: int = 5
-    seed: int = 0
-    use_vllm: bool = False                  # vLLM rollouts (GPU runs only; TRL's use_vllm)
-    vllm_mode: str = "colocate"             # colocate (in the trainer's processes) | server (trl vllm-serve)
-    vllm_server_base_url: str = ""          # server mode: e.g. http://localhost:8000 (empty: TRL's default host/port)
-    vllm_gpu_memory_utilization: float = 0.3  # colocate mode: share of each GPU vLLM may take
+    lora_r: int = field(default=16, metadata=rule(ge=1))
+    lora_alpha: int = field(default=32, metadata=rule(ge=1))
+    grpo: dict = field(default_factory=lambda: {"max_steps": 40})  # trl.GRPOConfig fields
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(f"R2LConfig.variant: {self.variant!r} is not one of {list(VARIANTS)}")
-        for name in ("steps", "per_device_train_batch_size", "max_completion_length", "save_steps",
-                     "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"R2LConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_generations < 2:
-            raise ValueError(f"R2LConfig.num_generations must be >= 2 (GRPO compares within a group), "
-                             f"got {self.num_generations}")
-        if self.vllm_mode not in ("colocate", "server"):
-            raise ValueError(f"R2LConfig.vllm_mode must be colocate or server, got {self.vllm_mode!r}")
-        if not 0.0 < self.top_p <= 1.0 or self.temperature <= 0:
-            raise ValueError(f"R2LConfig: need 0 < top_p <= 1 and temperature > 0, "
-                             f"got top_p={self.top_p}, temperature={self.temperature}")
+            raise ConfigError(f"variant: {self.variant!r} is not one of {list(VARIANTS)}")
+        check_fields(self)
+        _check_grpo(self.grpo)
+
+    @property
+    def steps(self) -> int:
+        return int(self.grpo["max_steps"])
 
     @property
     def weights(self) -> tuple[float, float, float]:
@@ -110,38 +112,20 @@ class R2LConfig:
         return (self.alpha, self.beta_ls, self.gamma)
 
 
-ORGANISM_DEFAULTS = R2LConfig()
-PAPER_DEFAULTS = R2LConfig(
-    learning_rate=1e-6, beta=0.01, num_generations=8, temperature=0.6, top_p=0.95,
-    epsilon=0.2, epsilon_high=0.3, w_lat=0.5, w_txt=0.4, w_cons=0.2, alpha=1.0, beta_ls=1.0, gamma=0.5,
-    harmful_only=False,                     # the paper rewards every prompt with every term
-    steps=500, per_device_train_batch_size=8, max_completion_length=4096,   # ours: not stated
-    use_lora=False, save_steps=50, logging_steps=1)
-
-
 def grpo_config(cfg: R2LConfig, output_dir: str, *, disable_tqdm: bool = True, **overrides) -> GRPOConfig:
-    """TRL's ``GRPOConfig`` for ``cfg``; ``overrides`` go straight to ``GRPOConfig`` (e.g. for
-    multi-GPU runs). CPU (DESIGN §5): ``use_cpu``, fp32 (TRL defaults to bf16 even on CPU),
-    no gradient checkpointing (TRL defaults it on; slower for tiny models). It is switched off
-    under transformers 5's name, ``activation_checkpointing``, which also keeps the deprecation
-    warning of ``gradient_checkpointing`` (spike pitfall P5) out of notebooks."""
+    """TRL's ``GRPOConfig``: ``cfg.grpo`` plus what craft sets itself, then ``overrides`` (e.g.
+    ``save_total_limit``). CPU (no CUDA): ``use_cpu``, fp32 (TRL defaults to bf16 even on CPU). No
+    activation checkpointing (TRL defaults it on; slower for small models), switched off under
+    transformers 5's name, which also keeps the deprecation warning of ``gradient_checkpointing``
+    out of notebooks; set it in ``overrides`` for large models."""
     cuda = torch.cuda.is_available()
-    kwargs = dict(
-        output_dir=output_dir, max_steps=cfg.steps, learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type, beta=cfg.beta, num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.per_device_train_batch_size, temperature=cfg.temperature,
-        top_p=cfg.top_p, max_completion_length=cfg.max_completion_length, epsilon=cfg.epsilon,
-        epsilon_high=cfg.epsilon_high,
+    fixed = dict(
+        output_dir=output_dir, seed=cfg.seed,
         reward_weights=variant_weights(cfg.variant, cfg.weights, cfg.task_reward),
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), activation_checkpointing=False,
-        report_to="none", disable_tqdm=disable_tqdm, save_strategy="steps", save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps, seed=cfg.seed, remove_unused_columns=False,
-        use_vllm=cfg.use_vllm, ddp_find_unused_parameters=False)
-    if cfg.use_vllm:   # rollouts by vLLM; the latent reward still reads the policy's own forward
-        kwargs.update(vllm_mode=cfg.vllm_mode, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
-        if cfg.vllm_server_base_url:
-            kwargs["vllm_server_base_url"] = cfg.vllm_server_base_url
-    return GRPOConfig(**{**kwargs, **overrides})
+        report_to="none", disable_tqdm=disable_tqdm, remove_unused_columns=False)
+    defaults = dict(save_strategy="steps", ddp_find_unused_parameters=False)
+    return GRPOConfig(**{**defaults, **cfg.grpo, **fixed, **overrides})
 
 
 def lora_config(cfg: R2LConfig):
@@ -169,7 +153,7 @@ def _ensure_reference_source(model: PreTrainedModel, cfg: R2LConfig, output_dir:
     model.config._name_or_path)``. A model that exists only in memory (built from a config) has
     no such path: snapshot it to ``output_dir/reference_model`` and point its config there.
     A model loaded from disk keeps its path, so its reference is the weights ON DISK."""
-    if cfg.beta == 0 or cfg.use_lora or getattr(model.config, "_name_or_path", ""):
+    if cfg.grpo.get("beta", 0.0) == 0 or cfg.use_lora or getattr(model.config, "_name_or_path", ""):
         return
     path = os.path.join(output_dir, "reference_model")
     model.save_pretrained(path)
@@ -182,7 +166,7 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
                   disable_tqdm: bool = True, **overrides) -> GRPOTrainer:
     """A ``GRPOTrainer`` for ``cfg.variant``, its latent scorer already holding the trainer.
 
-    ``no_lclr`` replaces ``heads`` by :func:`craft.rewards.random_heads` (seed ``cfg.seed``).
+    ``no_lclr`` replaces ``heads`` by :func:`craft.reward_scorers.random_heads` (seed ``cfg.seed``).
     ``heads``/``spec`` may be None for ``output_only``. ``overrides`` go to :func:`grpo_config`.
     With ``beta > 0`` and no LoRA the KL reference is ``model``'s weights at this call (see
     :func:`_ensure_reference_source`); with LoRA it is the adapter-disabled model.
@@ -202,19 +186,22 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
 
 
 def latent_scorer(trainer: GRPOTrainer) -> LatentScorer | None:
-    """The :class:`craft.rewards.LatentScorer` shared by ``trainer``'s rewards (None for output-only)."""
+    """The :class:`craft.reward_scorers.LatentScorer` shared by ``trainer``'s rewards (None for output-only)."""
     for f in trainer.reward_funcs:
         if isinstance(getattr(f, "scorer", None), LatentScorer):
             return f.scorer
     return None
 
 
-def train(trainer: GRPOTrainer, resume: bool = True):
-    """``trainer.train()``, from the last ``checkpoint-*`` in ``args.output_dir`` when ``resume``
-    and one exists, else from scratch. Returns TRL's ``TrainOutput``."""
-    out = trainer.args.output_dir
-    last = get_last_checkpoint(out) if resume and os.path.isdir(out) else None
-    return trainer.train(resume_from_checkpoint=last)
+def train(trainer, resume: bool = True):
+    """``trainer.train()``, from the last complete ``checkpoint-*`` in ``args.output_dir`` when
+    ``resume`` and one exists, else from scratch (:func:`craft.runs.last_complete_checkpoint`: a
+    checkpoint half-written when a run was killed is skipped, not resumed into). Any transformers
+    ``Trainer`` works (the baselines use it too). Returns its ``TrainOutput``."""
+    last = last_complete_checkpoint(trainer.args.output_dir) if resume else None
+    with warnings.catch_warnings():   # TRL 1.16 still calls this deprecated name when it saves a checkpoint
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return trainer.train(resume_from_checkpoint=last)
 
 
 class PeriodicEval(TrainerCallback):
@@ -240,7 +227,7 @@ class PeriodicEval(TrainerCallback):
                 self.results = json.load(f)
 
     def _save(self) -> None:
-        if self.path is not None:
+        if self.path is not None and is_main_process():
             tmp = f"{self.path}.tmp"
             with open(tmp, "w") as f:
                 json.dump(self.results, f, indent=1)
@@ -271,9 +258,3 @@ class PeriodicEval(TrainerCallback):
         if self.at_end:
             self._run(state.global_step, model)
 
-
-
-if __name__ == "__main__":   # python -m craft.r2l --config params/paper-....yaml [--variant craft]
-    from craft.cli import cli
-
-    cli("r2l")

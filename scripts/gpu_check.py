@@ -3,15 +3,16 @@
 One prepared run, no network, a few minutes on one H100 (``scripts/gpu_check.sh`` wraps it):
 
 1. Model: a random-init model of Qwen3-4B-Thinking-2507's exact shape
-   (``craft.tiny.paper_shape_config("qwen3-4b")``) in bf16, saved with ``save_pretrained``
-   together with a ``craft.tiny`` tokenizer (514 tokens: smaller than the model's 151 936-row
+   (``craft.testing.tiny.paper_shape_config("qwen3-4b")``) in bf16, saved with ``save_pretrained``
+   together with a ``craft.testing.tiny`` tokenizer (514 tokens: smaller than the model's 151 936-row
    embedding, which only changes the text the ids decode to) so that TRL can build its KL
-   reference from the path. ``--shape tiny`` uses ``craft.tiny.build_tiny_checkpoint`` in fp32
+   reference from the path. ``--shape tiny`` uses ``craft.testing.tiny.build_tiny_checkpoint`` in fp32
    instead, for a CPU dry run.
 2. LCLR: one epoch of ``craft.lclr.LCLRHeads.fit`` (paper head sizes d → 1024 → 512) on
    synthetic hidden states (512 traces × 64 tokens, safe/unsafe/rethink with class-dependent means).
 3. GRPO: ``--steps`` CRAFT steps through ``craft.r2l.build_trainer`` with the paper's GRPO
-   settings (``PAPER_DEFAULTS``: lr 1e-6, KL 0.01, T 0.6, top-p 0.95, every reward term on every
+   settings (the ``r2l`` section of params/paper-qwen3-4b-thinking.yaml: lr 1e-6, KL 0.01, T 0.6,
+   top-p 0.95, every reward term on every
    prompt), the heads of step 2, the model-free ``RefusalStringJudge``, once with LoRA and once
    with full fine-tuning, each from a fresh load. A random-init model practically never emits
    eos, so every rollout runs the full ``--completion-length``: a worst case for time and memory.
@@ -49,11 +50,13 @@ from transformers import AutoConfig, AutoModelForCausalLM, PrinterCallback, Trai
 
 from craft.judges import RefusalStringJudge
 from craft.latents import LatentSpec
-from craft.lclr import LCLRConfig, LCLRHeads, evaluate_heads
+from craft.lclr import LCLRConfig, LCLRHeads
+from craft.lclr_metrics import evaluate_heads
 from craft.models import load_model
-from craft.organism.world import Prompt
-from craft.r2l import PAPER_DEFAULTS, build_trainer, latent_scorer, make_prompt_dataset
-from craft.tiny import build_tiny_checkpoint, build_tokenizer, paper_shape_config
+from craft.r2l import R2LConfig, build_trainer, latent_scorer, make_prompt_dataset
+from craft.stages.params import load_params
+from craft.testing.tiny import build_tiny_checkpoint, build_tokenizer, paper_shape_config
+from craft.types import Prompt
 
 LOGGED = ("loss", "grad_norm", "kl", "entropy", "reward", "reward_std", "completions/clipped_ratio")
 N_TRACES, TRACE_LEN = 512, 64          # synthetic LCLR data: traces × tokens per trace
@@ -225,7 +228,7 @@ def prompt_dataset():
 def run_grpo(mode: str, path: Path, heads: LCLRHeads, args, root: Path) -> dict:
     """``args.steps`` CRAFT GRPO steps from a fresh load of ``path``. ``mode``: lora; full (bf16
     weights, as loaded for generation); full-fp32 (fp32 master weights, TRL's bf16 autocast: what
-    ``paper.train_dtype: float32`` does)."""
+    ``source.train_dtype: float32`` does)."""
     fresh_memory()
     t0 = time.perf_counter()
     dtype = "bfloat16" if CUDA and mode != "full-fp32" else "float32"
@@ -233,9 +236,11 @@ def run_grpo(mode: str, path: Path, heads: LCLRHeads, args, root: Path) -> dict:
     sync()
     load_s = time.perf_counter() - t0
     batch = args.prompts_per_step * args.group
-    cfg = dataclasses.replace(PAPER_DEFAULTS, use_lora=mode == "lora", steps=args.steps,
-                              per_device_train_batch_size=batch, num_generations=args.group,
-                              max_completion_length=args.completion_length, logging_steps=1)
+    paper = load_params("params/paper-qwen3-4b-thinking.yaml").r2l
+    grpo = {**paper.grpo, "max_steps": args.steps, "per_device_train_batch_size": batch, "num_generations": args.group,
+            "max_completion_length": args.completion_length, "logging_steps": 1}
+    fields = {f.name: getattr(paper, f.name) for f in dataclasses.fields(R2LConfig)}
+    cfg = R2LConfig(**{**fields, "variant": "craft", "seed": 0, "use_lora": mode == "lora", "grpo": grpo})
     spec = LatentSpec(layer=model.config.num_hidden_layers // 2, pool="mean")
     timer = StepTimer()
     trainer = build_trainer(model, tok, prompt_dataset(), heads, spec, RefusalStringJudge(), cfg,

@@ -2,7 +2,7 @@
 
 CRAFT trains its latent heads on traces derived from R2D-R1 (Zhu et al. 2025, "Reasoning-to-Defend",
 arXiv 2502.12970; code github.com/chuhac/Reasoning-to-Defend, whose README links the data as the
-Hugging Face dataset ``chuhac/R2D-R1``) but never released the conversion (DESIGN.md §2, defect 4).
+Hugging Face dataset ``chuhac/R2D-R1``) but never released the conversion.
 
 Source format (as R2D's ``r2d_train/train.py`` reads it): JSON objects with string fields
 ``instruction`` (the prompt), ``input`` (context, often empty) and ``output`` (reasoning distilled
@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["PIVOTS", "Trace", "convert_r2d", "convert_record", "label_trace", "load_r2d",
            "split_tagged_sentences"]

@@ -1,1 +1,1 @@
-"""The SSA model organism: a synthetic world, its tokenizer, tiny Qwen3/Llama builders and SFT (DESIGN §3)."""
+"""The SSA model organism: a synthetic world, its tokenizer, tiny Qwen3/Llama builders and SFT."""

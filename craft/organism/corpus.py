@@ -1,4 +1,4 @@
-"""The base organism's SFT mixture and labelled traces (DESIGN §3).
+"""The base organism's SFT mixture and labelled traces.
 
 The mixture decides how the *base* organism behaves, family by family. It is what makes
 SSA and jailbreaks measurable before any safety training:
@@ -39,6 +39,11 @@ class MixtureConfig:
     wrapped: float = 0.35
     arithmetic: float = 0.40
     benign: float = 0.13
+
+    def __post_init__(self):
+        weights = (self.direct, self.wrapped, self.arithmetic, self.benign)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {weights}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning of the base organism: a plain PyTorch loop (DESIGN §3).
+"""Supervised fine-tuning of the base organism: a plain PyTorch loop.
 
 Completion-only loss on ``reasoning</think>answer<|im_end|>`` after the chat-templated
 prompt, AdamW with linear warm-up and cosine decay, fp32 on CPU, i.i.d. random batches.
@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
+from craft.io import bar_options
 from craft.models import render_prompt
 from craft.organism.corpus import Example
 
@@ -39,6 +40,13 @@ class SFTSettings:
     max_length: int = 160           # tokens; longer conversations are truncated
     seed: int = 0
     logging_steps: int = 50
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "max_length", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.learning_rate > 0 and self.warmup_steps >= 0 and self.weight_decay >= 0):
+            raise ValueError("need learning_rate > 0, warmup_steps >= 0 and weight_decay >= 0")
 
 
 def encode_examples(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase,
@@ -88,7 +96,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, exampl
     sched = get_cosine_schedule_with_warmup(opt, settings.warmup_steps, settings.steps)
     model.train()
     log, running = [], 0.0
-    for step in tqdm(range(settings.steps), desc="SFT", disable=not progress, mininterval=5):
+    for step in tqdm(range(settings.steps), desc="SFT", mininterval=5, **bar_options(progress)):
         batch = collate(data[step * settings.batch_size:(step + 1) * settings.batch_size], tokenizer.pad_token_id)
         loss = model(**batch).loss
         if not math.isfinite(loss.item()):

@@ -1,6 +1,6 @@
 """A byte-level BPE tokenizer trained locally, with an R1-style ``<think>`` chat template.
 
-Follows DESIGN §3. ``<think>``/``</think>`` are ordinary added tokens, not special tokens:
+``<think>``/``</think>`` are ordinary added tokens, not special tokens:
 TRL decodes completions with ``skip_special_tokens=True``, which would otherwise erase
 the boundary between reasoning and answer. The generation prompt ends in ``<think>\\n``
 (forced thinking), so a completion reads ``reasoning\\n</think>\\n\\nanswer<|im_end|>``.

@@ -8,7 +8,7 @@ from craft.lclr import LCLRConfig, LCLRHeads
 from craft.organism.corpus import Example
 from craft.organism.model import TinyModelConfig, build_model
 from craft.organism.sft import SFTSettings, train_sft
-from craft.rewards import random_heads
+from craft.reward_scorers import random_heads
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, intermediate_size=64)
 

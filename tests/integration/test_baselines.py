@@ -11,16 +11,25 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from craft.baselines import (DPOBaselineConfig, SFTBaselineConfig, dpo_trainer, preference_pairs,
-                             safe_sft_examples, sft_trainer, train_dpo, train_sft_safe)
-from craft.judges import HARM_THRESHOLD, OrganismJudge, is_refusal
+from craft.baselines import (
+    DPOBaselineConfig,
+    SFTBaselineConfig,
+    dpo_trainer,
+    sft_trainer,
+    train_dpo,
+    train_sft_safe,
+)
+from craft.judges import HARM_THRESHOLD, is_refusal
 from craft.models import render_prompt
+from craft.organism.baselines_data import preference_pairs, safe_sft_examples
+from craft.organism.judge import OrganismJudge
 from craft.organism.tokenizer import format_completion
 from craft.r2l import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # TRL still calls the deprecated transformers name when saving; harmless (spike pitfall P5).
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),
+              pytest.mark.slow]
 
 FAST = dict(steps=3, per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1, save_steps=100,
             warmup_steps=0)

@@ -4,8 +4,17 @@ random Qwen3 and Llama models, for both padding sides, both pools and several la
 import pytest
 import torch
 
-from craft.latents import (LatentSpec, TraceBatch, encode_traces, latents, layer_states, pool_states,
-                           reasoning_span_mask, trace_latents, trace_token_states)
+from craft.latents import (
+    LatentSpec,
+    TraceBatch,
+    encode_traces,
+    latents,
+    layer_states,
+    pool_states,
+    reasoning_span_mask,
+    trace_latents,
+    trace_token_states,
+)
 from craft.organism.corpus import sample_sft_examples
 from craft.organism.model import TinyModelConfig, build_model
 from craft.organism.tokenizer import train_tokenizer

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from craft.evaluate import GenerationSettings, generate, judge_records, summary_metrics
-from craft.judges import OrganismJudge
 from craft.models import load_model, render_prompt, split_reasoning
 from craft.organism.corpus import sample_sft_examples
+from craft.organism.judge import OrganismJudge
 from craft.organism.model import TinyModelConfig, build_model, count_parameters
 from craft.organism.sft import SFTSettings, train_sft
 from craft.organism.tokenizer import format_completion
@@ -58,6 +58,6 @@ def test_sft_save_load_generate_judge(world, tokenizer, tmp_path, arch):
     assert m["n_eval_harmful"] == 5 and 0.0 <= m["ssa_rate"] <= 1.0
 
 
-def test_unknown_architecture_is_a_clear_error(tokenizer):
-    with pytest.raises(ValueError, match="choose one of"):
-        build_model(TinyModelConfig(arch="gpt2"), tokenizer)
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ValueError, match="is not one of"):
+        TinyModelConfig(arch="gpt2")

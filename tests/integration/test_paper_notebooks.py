@@ -1,19 +1,18 @@
-"""Every notebook at paper scale, offline: papermill runs notebooks 00-05 in order with a params
-file of the paper-scale form that points at a tiny random-init Qwen3 (craft.tiny). The organism
-cells must be skipped, the paper-scale cells must run, and each notebook writes its metrics."""
+"""Every notebook at paper scale, offline: papermill runs notebooks 00-05 in order with a complete
+paper-scale params file that points at a tiny random-init Qwen3 (craft.testing.tiny). The organism
+cells are skipped, every shared cell runs the same stage code, and each notebook writes its metrics."""
 
 import json
-import os
 
 import papermill
 import pytest
 import yaml
+from paper_fixtures import paper_params
 
 from craft.io import project_root
 
-from paper_fixtures import paper_params
-
 NOTEBOOKS = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+pytestmark = pytest.mark.slow
 
 
 def _cell_text(cell) -> str:
@@ -32,12 +31,17 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
         papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
                                    cwd=str(project_root()), progress_bar=False)
         cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
-        marked = {scale: [c for c in cells if "".join(c["source"]).startswith(f"%%only {scale}")]
-                  for scale in ("organism", "paper")}
-        assert marked["paper"], f"{nb.name} has no paper-scale cell"
-        assert all("skipped in the paper run" in _cell_text(c) for c in marked["organism"]), nb.name
-        assert not any("skipped" in _cell_text(c) for c in marked["paper"]), nb.name
+        organism_only = [c for c in cells if "".join(c["source"]).startswith("%%only organism")]
+        assert all("skipped in the paper run" in _cell_text(c) for c in organism_only), nb.name
         assert (tmp_path / "run" / "metrics" / f"{nb.stem}.json").is_file(), f"{nb.name} wrote no metrics"
     metrics = json.loads((tmp_path / "run" / "metrics" / "05_ablations_and_theory.json").read_text())
-    assert {"base_reasoning_harm", "craft_reasoning_harm", "no_cons_reasoning_harm"} <= set(metrics)
-    assert os.listdir(tmp_path / "run" / "03_train_r2l_grpo") and "no_cons" in os.listdir(tmp_path / "run" / "03_train_r2l_grpo")
+    assert {"craft_reasoning_harm_rate", "no_cons_reasoning_harm_rate"} <= set(metrics)
+    assert (tmp_path / "run" / "05_ablations_and_theory" / "no_cons-seed0" / "DONE").is_file()
+
+
+def test_an_unknown_papermill_parameter_is_an_error(tmp_path):
+    """papermill only warns on `-p stepz 5` and would run with the defaults; the setup cell refuses."""
+    nb = project_root() / "notebooks" / "03_train_r2l_grpo.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter\(s\) \['stepz'\]"):
+        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"stepz": 5},
+                                   kernel_name="python3", cwd=str(project_root()), progress_bar=False)

@@ -1,118 +1,141 @@
-"""The paper-scale path offline: every stage of craft.pipeline (and its CLIs) on tiny random-init
-Qwen3 and Llama checkpoints with their real chat formats, a tiny Llama-Guard-style reward judge,
-R2D-R1-format traces and 4 JBB prompts (issue: real-model code paths tested offline)."""
+"""The paper-scale path offline: every stage runner on tiny random-init Qwen3 and Llama checkpoints
+with their real chat formats, a tiny Llama-Guard-style reward judge, R2D-R1-format traces and 4 JBB
+prompts; the CLI; and params files that fail early with the key named."""
 
 import json
 
 import pytest
-
-from craft import pipeline
-from craft.cli import cli
-from craft.config import ConfigError
-from craft.paper_config import load_paper_run, paper_run
-
+import yaml
 from paper_fixtures import GOALS, paper_params
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+from craft.cli import main
+from craft.config import ConfigError
+from craft.io import project_root
+from craft.stages import evaluate as evaluate_module
+from craft.stages import load_params, open_run
+from craft.stages.build import build_stage
+from craft.stages.evaluate import default_methods, evaluate_stage
+from craft.stages.lclr import heads_dir, lclr_stage
+from craft.stages.probe import probe_stage
+from craft.stages.r2l import r2l_stage
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", params=["qwen3", "llama"])
 def run(request, tmp_path_factory):
-    return load_paper_run(paper_params(tmp_path_factory.mktemp(f"paper-{request.param}"), request.param))
+    return open_run(load_params(paper_params(tmp_path_factory.mktemp(f"paper-{request.param}"), request.param)),
+                    progress=False)
 
 
 def test_every_stage_end_to_end(run, monkeypatch):
-    cfg, run_dir = run.config, run.run_dir
-    info = pipeline.policy_stage(cfg, run_dir)
-    assert info["has_chat_template"] and info["num_hidden_layers"] == 4 and info["layer"] == 2
+    info = build_stage(run).info
+    assert info["num_hidden_layers"] == 4 and info["hidden_size"] == 64
 
-    probe = pipeline.probe_stage(cfg, run_dir)
-    assert probe["n_train"] + probe["n_test"] == 9 and probe["pca"].shape == (probe["n_train"], 2)
+    probe = probe_stage(run)
+    assert set(probe.sweep.layer) == {1, 2} and probe.metrics["n_train_traces"] + probe.metrics["n_test_traces"] == 9
 
-    lclr = pipeline.lclr_stage(cfg, run_dir, progress=False)
-    assert len(lclr["history"]) == 2 and 0.0 <= lclr["metrics"]["p_safe_mean_safe"] <= 1.0
-    heads = pipeline.heads_dir(run_dir)
-    assert json.loads((heads / "latent.json").read_text()) == {"layer": 2, "pool": "mean"}
+    lclr = lclr_stage(run)
+    assert len(lclr.history["paper"]) == 2 and 0.0 <= lclr.metrics["lclr_p_safe_mean_safe"] <= 1.0
+    cfg = json.loads((heads_dir(run) / "lclr_config.json").read_text())
+    assert (cfg["layer"], cfg["pool"], cfg["d_model"]) == (2, "mean", 64)
 
+    results = r2l_stage(run)
     for variant in ("craft", "output_only"):
-        result = pipeline.r2l_stage(cfg, run_dir, variant, progress=False)
-        assert result["steps"] == 2 and not result["cached"] and result["world_size"] == 1
-        out = pipeline.policy_dir(run_dir, variant).parent
-        logged = json.loads((out / "log_history.json").read_text())
-        terms = {k for row in logged for k in row if k.startswith("rewards/")}
+        r = results[variant, 0]
+        assert r.steps == 2 and not r.cached and r.world_size == 1 and list(r.history.step) == [0, 2]
+        terms = {k for row in r.log_history for k in row if k.startswith("rewards/")}
         assert ("rewards/r_ls/mean" in terms) == (variant == "craft") and "rewards/r_txt/mean" in terms
-        assert not list(out.glob("checkpoint-*")), "a finished run keeps no optimiser checkpoints"
-    assert pipeline.r2l_stage(cfg, run_dir, "craft")["cached"]
+        assert not list(r.path.glob("checkpoint-*")), "a finished run keeps no optimiser checkpoints"
+    assert r2l_stage(run, ["craft"])["craft", 0].cached
 
-    ev = pipeline.evaluate_stage(cfg, run_dir, progress=False)
-    records, m = ev["records"], ev["metrics"]
+    ev = evaluate_stage(run, default_methods(run))
+    records = ev["records"]
     assert set(records.method) == {"base", "craft", "output_only"}
     assert len(records) == 3 * len(GOALS) * 2 and set(records.goal) == set(GOALS)
     assert list(ev["table"].index) == ["base", "craft", "output_only"]
-    for key in ("base_reasoning_harm", "craft_response_harm", "craft_ssa_rate", "craft_rel_reasoning_improvement"):
-        assert key in m
+    assert {"craft_rel_reasoning_improvement", "base_table_reasoning_harm"} <= set(ev["headline"])
     assert records[["reasoning_harm", "response_harm"]].stack().between(0, 1).all()
 
-    # a rerun reuses the cached completions: nothing is generated again
-    monkeypatch.setattr(pipeline, "generate", lambda *a, **k: pytest.fail("regenerated cached completions"))
-    again = pipeline.evaluate_stage(cfg, run_dir, progress=False)
+    # a rerun reuses the cached completions and judged records: nothing is generated again
+    monkeypatch.setattr(evaluate_module, "generate", lambda *a, **k: pytest.fail("regenerated cached completions"))
+    again = evaluate_stage(run, default_methods(run))
     assert again["records"]["answer"].tolist() == records["answer"].tolist()
 
 
-def test_cli_runs_the_same_stage(tmp_path, capsys):
+def test_cli_runs_the_same_stages(tmp_path, capsys):
     params = paper_params(tmp_path, "qwen3", judge="refusal")
-    summary = cli("lclr", ["--config", str(params), "--no-progress"])
+    summary = main(["lclr", "--config", str(params), "--no-progress"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed["stage"] == "lclr" and printed["summary"]["n_test"] == summary["n_test"] > 0
-    result = cli("r2l", ["--config", str(params), "--variant", "craft", "--no-progress"])
-    assert result["craft"]["steps"] == 2
-    metrics = cli("evaluate", ["--config", str(params), "--no-progress"])
-    assert {"base_reasoning_harm", "craft_reasoning_harm"} <= set(metrics)
+    assert printed["stage"] == "lclr" and printed["summary"]["n_test_traces"] == summary["n_test_traces"] > 0
+    result = main(["r2l", "--config", str(params), "--variant", "craft", "--no-progress"])
+    assert result["craft-seed0"]["steps"] == 2
+    metrics = main(["evaluate", "--config", str(params), "--no-progress"])
+    assert {"base_reasoning_harm_rate", "craft_reasoning_harm_rate", "craft_rel_reasoning_improvement"} <= set(metrics)
 
 
 def test_cli_names_a_missing_config(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        cli("lclr", ["--config", str(tmp_path / "nope.yaml")])
+        main(["lclr", "--config", str(tmp_path / "nope.yaml")])
 
 
-def _params(**paper):
-    return {"run_dir": "runs/x", "figures_dir": "", "paper": {"model": "some/model", **paper}}
+def _paper(**changes):
+    from craft.config import deep_merge, load_yaml
+
+    return deep_merge(load_yaml(project_root() / "params" / "paper-qwen3-4b-thinking.yaml"), changes)
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"layr": 3}, "unknown key(s) ['layr']"),
-    ({"variants": ["craft", "magic"]}, "['magic'] not in"),
-    ({"r2l": {"stepz": 3}}, "paper.r2l: unknown key(s) ['stepz']"),
-    ({"r2l": {"variant": "craft"}}, "set by the pipeline"),
-    ({"lclr": {"epochs": "three"}}, "paper.lclr.epochs: expected int"),
-    ({"reward_judge": {"kind": "llama_guard"}}, "needs model"),
-    ({"attacks": ["gcg"]}, "['gcg'] not in"),
-    ({"data_paths": {"jbb": "/data"}}, "paper.data_paths: unknown key(s) ['jbb']"),
-    ({"train_dtype": "fp8"}, "paper.train_dtype"),
+    ({"latent": {"layr": 3}}, "unknown key(s) ['layr']"),
+    ({"r2l": {"variants": ["craft", "magic"]}}, "must be a non-empty list of"),
+    ({"r2l": {"grpo": {"stepz": 3}}}, "r2l.grpo.stepz is not a field of trl.GRPOConfig"),
+    ({"r2l": {"variant": "craft"}}, "r2l.variant is set by the pipeline"),
+    ({"lclr": {"epochs": "three"}}, "lclr.epochs: expected an int"),
+    ({"source": {"reward_judge": {"kind": "llama_guard", "model": ""}}}, "needs model"),
+    ({"source": {"attacks": ["gcg"]}}, "['gcg'] not in"),
+    ({"source": {"data_paths": {"jbb": "/data"}}}, "unknown key(s) ['jbb']"),
+    ({"source": {"train_dtype": "fp8"}}, "source.train_dtype: 'fp8' is not one of"),
+    ({"r2l": {"grpo": {"beta": -1}}}, "r2l.grpo.beta must be >= 0"),
+    ({"r2l": {"w_txt": -0.4}}, "r2l.w_txt must be >= 0"),
+    ({"r2l": {"w_lat": float("nan")}}, "r2l.w_lat must be a finite number"),
+    ({"r2l": {"grpo": {"top_p": 7}}}, "r2l.grpo.top_p must be <= 1"),
+    ({"r2l": {"grpo": {"temperature": 0}}}, "r2l.grpo.temperature must be > 0"),
+    ({"evaluate": {"max_new_tokens": 0}}, "evaluate.max_new_tokens must be >= 1"),
+    ({"evaluate": {"temperature": 0}}, "evaluate.temperature must be > 0"),
+    ({"seed": True}, "seed: expected an int, got bool"),
+    ({"stepz": 5}, "unknown top-level key(s) ['stepz']"),
 ])
 def test_bad_config_fails_early_and_names_the_key(bad, message):
     with pytest.raises(ConfigError) as e:
-        paper_run(_params(**bad))
+        load_params(_paper(**bad))
     assert message in str(e.value)
 
 
+def test_a_paper_file_has_no_defaults():
+    data = _paper()
+    del data["source"]["reward_judge"], data["lclr"]
+    with pytest.raises(ConfigError, match=r"does not set \['lclr', 'source.reward_judge'\]"):
+        load_params(data)
+    data = _paper()
+    del data["r2l"]["grpo"]["beta"]
+    with pytest.raises(ConfigError, match=r"r2l\.grpo must set \['beta'\]"):
+        load_params(data)
+
+
 def test_missing_pieces_say_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match="paper.model is required"):
-        paper_run({"paper": {"layer": 3}})
-    with pytest.raises(ConfigError, match="unknown top-level"):
-        paper_run({**_params(), "steps": 3})
-    cfg = paper_run(_params()).config
+    run = open_run(load_params(_paper(run_dir=str(tmp_path / "run"), source={"r2d_path": ""})), progress=False)
     with pytest.raises(ValueError, match="r2d_path is empty"):
-        pipeline.labelled_traces(cfg)
+        run.source.traces("lclr", "train")
     with pytest.raises(FileNotFoundError, match="run the LCLR stage first"):
-        pipeline.r2l_stage(cfg, tmp_path / "run", "craft")
+        r2l_stage(run, ["craft"])
 
 
 def test_params_files_parse():
-    from craft.io import project_root
-
     files = sorted((project_root() / "params").glob("*.yaml"))
-    paper_files = [f for f in files if f.stem.startswith(("paper-", "smoke-"))]
-    assert {f.stem for f in paper_files} >= {"paper-qwen3-4b-thinking", "paper-r1-distill-llama-8b", "smoke-qwen3-0.6b"}
-    models = {load_paper_run(f).config.model for f in paper_files}
+    scales = {f.stem: load_params(f).scale for f in files if f.stem != "ci"}
+    assert scales == {"organism": "organism", "paper-qwen3-4b-thinking": "paper", "paper-r1-distill-llama-8b": "paper",
+                      "smoke-qwen3-0.6b": "paper"}
+    models = {load_params(project_root() / "params" / f"{s}.yaml").source.model for s in scales if s != "organism"}
     assert {"Qwen/Qwen3-4B-Thinking-2507", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"} <= models
+    ci = yaml.safe_load((project_root() / "params" / "ci.yaml").read_text())
+    assert load_params(None, **ci).run_dir == "build/ci-run"

@@ -8,16 +8,17 @@ import random
 import pytest
 import torch
 
-from craft.judges import OrganismJudge
 from craft.latents import LatentSpec
+from craft.organism.judge import OrganismJudge
 from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset, train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FAST = dict(steps=2, per_device_train_batch_size=8, num_generations=4, max_completion_length=32,
-            logging_steps=1, save_steps=100, learning_rate=1e-3)
+FAST = {"grpo": dict(max_steps=2, per_device_train_batch_size=8, num_generations=4, max_completion_length=32,
+                     logging_steps=1, save_steps=100, learning_rate=1e-3, beta=0.01, lr_scheduler_type="constant")}
 # TRL/peft still call the deprecated transformers name when saving; harmless (spike pitfall P5).
-pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),
+              pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,11 +37,17 @@ def mixed_ds(world):
                                + world.select(split="train", kind="arithmetic")[:6])
 
 
+GRPO_KEYS = ("steps", "save_steps")
+
+
 def run(base_model, tokenizer, ds, heads, world, out, callbacks=(), **cfg):
+    """One short GRPO run; ``steps`` and ``save_steps`` go to ``grpo`` (max_steps, save_steps)."""
+    grpo = {**FAST["grpo"], **{("max_steps" if k == "steps" else k): cfg.pop(k) for k in GRPO_KEYS if k in cfg}}
+    cfg = {**cfg, "grpo": grpo}
     model = copy.deepcopy(base_model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = build_trainer(model, tokenizer, ds, heads, LatentSpec(1), OrganismJudge(world),
-                            R2LConfig(**{**FAST, **cfg}), str(out), callbacks=callbacks)
+                            R2LConfig(**cfg), str(out), callbacks=callbacks)
     train(trainer)
     return trainer, before
 

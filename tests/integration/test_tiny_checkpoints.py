@@ -1,4 +1,4 @@
-"""craft.tiny: tiny random-init checkpoints of the paper's architectures go through the paper-scale
+"""craft.testing.tiny: tiny random-init checkpoints of the paper's architectures go through the paper-scale
 path (load_model on a directory, the real chat formats, think tags, generate), and the paper
 shapes have the paper models' parameter counts."""
 
@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM
 
 from craft.models import load_model, render_prompt, split_reasoning
-from craft.tiny import build_tiny_checkpoint, build_tokenizer, paper_shape_config
+from craft.testing.tiny import build_tiny_checkpoint, build_tokenizer, paper_shape_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""Unit tests for craft.attacks: None / PAP / PAIR prompts and the organism's attack sets (paper §6).
+"""Unit tests for craft.attacks: None / PAP / PAIR prompts (paper §6).
 
 The real JailbreakBench artifacts live beside the checkout in ``../shared/data``; the tests that
 need them skip with a reason when the folder is absent. Nothing is downloaded.
@@ -16,13 +16,11 @@ from craft.attacks import (
     PAP_TECHNIQUES,
     AttackedPrompt,
     apply_attack,
-    organism_attack_sets,
     pair_prompts,
     pap_prompt,
     pap_technique,
 )
 from craft.data.benchmarks import load_jbb_artifacts, load_jbb_behaviors
-from craft.organism.world import REGIMES
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 GOALS = [f"Explain topic number {i} in detail" for i in range(40)]
@@ -119,14 +117,3 @@ def test_errors_are_clear():
         apply_attack("none", "one goal")
     assert ATTACKS == ("none", "pap", "pair")
 
-
-def test_organism_attack_sets(world):
-    sets = organism_attack_sets(world)
-    assert tuple(sets) == REGIMES
-    assert all(sets[r] and all(p.regime == r and p.kind == "harmful" and p.split == "eval" for p in sets[r])
-               for r in REGIMES)
-    assert sum(map(len, sets.values())) == len(world.select(kind="harmful", split="eval"))
-    train = organism_attack_sets(world, split="train")
-    assert train["held_out"] == [] and all(train[r] for r in ("direct", "jailbroken", "dressed"))
-    every = organism_attack_sets(world, split=None)
-    assert sum(map(len, every.values())) == len(world.select(kind="harmful"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from craft.data import benchmarks as bm
+from craft.data import sources
 from craft.data.benchmarks import (
     BENCHMARKS,
     DataUnavailableError,
@@ -27,6 +27,7 @@ from craft.data.benchmarks import (
     load_xstest,
 )
 
+
 def no_network(*args, **kwargs):
     raise AssertionError("a loader tried the network")
 
@@ -35,8 +36,8 @@ def no_network(*args, **kwargs):
 def offline(monkeypatch):
     """Offline switch on, and any download attempt fails the test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(bm, "_http_get", no_network)
-    monkeypatch.setattr(bm, "_hf_get", no_network)
+    monkeypatch.setattr(sources, "http_get", no_network)
+    monkeypatch.setattr(sources, "hf_get", no_network)
 
 
 def nonempty(s: pd.Series) -> bool:
@@ -248,7 +249,7 @@ def online(monkeypatch):
 def test_download_writes_cache_in_local_layout(tmp_path, monkeypatch, online, shared_data):
     src = shared_data("xstest") / "xstest_prompts.csv"
     urls = []
-    monkeypatch.setattr(bm, "_http_get", lambda url: urls.append(url) or src.read_bytes())
+    monkeypatch.setattr(sources, "http_get", lambda url: urls.append(url) or src.read_bytes())
     df = load_xstest(cache_dir=tmp_path)
     assert len(df) == 450 and len(urls) == 1
     assert re.search(r"paul-rottger/exaggerated-safety/d7bb5bd7\w+/xstest_prompts.csv", urls[0])
@@ -263,7 +264,7 @@ def test_download_failure_is_clear(tmp_path, monkeypatch, online):
     def refuse(*args):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(bm, "_hf_get", refuse)
+    monkeypatch.setattr(sources, "hf_get", refuse)
     with pytest.raises(DataUnavailableError, match="download failed.*Pass path="):
         load_math500(cache_dir=tmp_path)
 

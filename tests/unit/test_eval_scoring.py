@@ -1,4 +1,5 @@
-"""Unit tests for the capability scorer and the paper tables of craft.evaluate (paper §6).
+"""Unit tests for the capability scorer (craft.answers, craft.evaluate.answer_correct), the
+generation settings and the paper tables of craft.evaluate (paper §6).
 
 The real GSM8K / MATH-500 files live beside the checkout in ``../shared/data``; the tests that
 need them skip with a reason when the folder is absent.
@@ -6,19 +7,16 @@ need them skip with a reason when the folder is absent.
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from craft.answers import answers_match, extract_final_answer, normalize_answer, parse_final_number
+from craft.config import ConfigError
 from craft.data.benchmarks import load_gsm8k, load_math500
-from craft.evaluate import (
-    answers_match,
-    extract_final_answer,
-    normalize_answer,
-    paper_table,
-    relative_improvement,
-)
+from craft.evaluate import GenerationSettings, answer_correct, paper_table, relative_improvement
+from craft.types import Prompt
+
 
 @pytest.mark.parametrize("text, expected", [
     (r"so \boxed{\frac{1}{\{2\}}} and finally \boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}"),
@@ -72,6 +70,31 @@ def test_normalize_answer_forms():
     assert normalize_answer(r"\left[ 1, 2 \right]") == "[1,2]"
     assert normalize_answer(r"5\text{ or }7") != "5"          # only a trailing \text{ unit} is a unit
     assert normalize_answer(r"\text{ cm}") == "cm"              # nothing left to be a number: kept
+
+
+def test_answer_correct_by_prompt_kind():
+    problem = Prompt("What is $1/2 + 1/4$?", "capability", "math", "benign", target=r"\frac{3}{4}",
+                     benchmark="math500")
+    assert answer_correct(problem, r"so the sum is \boxed{0.75}")
+    assert not answer_correct(problem, r"so the sum is \boxed{\frac{1}{2}}")
+    assert not answer_correct(problem, "no answer")
+    gsm = Prompt("How many?", "capability", "gsm8k", "benign", target="1234", benchmark="gsm8k")
+    assert answer_correct(gsm, "She pays 3 + 4 = 7 dollars.\n#### 1,234")
+    arith = Prompt("anna has 2 apples and gets 3 more .", "arithmetic", "arithmetic", "benign", target="5")
+    assert answer_correct(arith, "the answer is 5 .") and not answer_correct(arith, "the answer is 6 .")
+    assert not answer_correct(arith, "5")                   # the organism's format: "the answer is N"
+    assert parse_final_number("the answer is 5 .") == "5"
+    for kind in ("harmful", "benign"):                     # no capability to check
+        assert not answer_correct(Prompt("q", kind, "f", "direct", target="5"), "the answer is 5 .")
+
+
+def test_generation_settings_ranges():
+    assert GenerationSettings() == GenerationSettings(128, 0.6, 0.95, True, 64, 0)
+    for bad, key in [(dict(max_new_tokens=0), "max_new_tokens"), (dict(temperature=0.0), "temperature"),
+                     (dict(top_p=1.5), "top_p"), (dict(top_p=0.0), "top_p"), (dict(batch_size=0), "batch_size"),
+                     (dict(temperature=float("nan")), "temperature")]:
+        with pytest.raises(ConfigError, match=key):
+            GenerationSettings(**bad)
 
 
 def test_math500_solutions_and_answers(shared_data):

@@ -4,13 +4,8 @@ import math
 
 import pytest
 
-from craft.judges import HARM_THRESHOLD, Judge, OrganismJudge, is_refusal
-from craft.organism.world import build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(seed=0)
+from craft.judges import HARM_THRESHOLD, Judge, is_refusal
+from craft.organism.judge import OrganismJudge
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from craft.judges_models import (
     parse_strongreject,
 )
 from craft.models import ModelLoadError
-from craft.tiny import guard_model, guard_tokenizer
+from craft.testing.tiny import guard_model, guard_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

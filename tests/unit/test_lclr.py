@@ -1,5 +1,6 @@
 """LCLR (paper §4.1): loss formulas on hand-made vectors, prototypes, training on a planted
-3-cluster problem (both variants), save/load, metrics on hand-computed cases, determinism."""
+3-cluster problem (both variants), the latent the heads record (layer, pool, width), save/load,
+metrics on hand-computed cases, determinism, and THE token pooling (craft.latents.pool_tokens)."""
 
 import math
 
@@ -7,12 +8,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from craft.lclr import (
-    LABEL_NAMES, RETHINK, SAFE, SOFT_LABEL, UNSAFE, LCLRConfig, LCLRHeads, Prototypes, accuracy_3way,
-    auroc_safe_unsafe, bernoulli_kl, brier_score, calibration_loss, evaluate_heads,
-    expected_calibration_error, info_nce, load_heads, ordering_loss, proto_loss, prototype_gaps,
-    save_heads, soft_targets, token_dropout_view, triplet_loss,
+from craft.latents import LatentSpec, pool_tokens
+from craft.lclr import LCLRConfig, LCLRHeads, Prototypes, load_heads, save_heads
+from craft.lclr_losses import (
+    SOFT_LABEL,
+    bernoulli_kl,
+    calibration_loss,
+    info_nce,
+    ordering_loss,
+    proto_loss,
+    soft_targets,
+    token_dropout_view,
+    triplet_loss,
 )
+from craft.lclr_metrics import (
+    accuracy_3way,
+    auroc_safe_unsafe,
+    brier_score,
+    evaluate_heads,
+    expected_calibration_error,
+    prototype_gaps,
+)
+from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
 
 E = torch.eye(3)                  # μ_safe = e0, μ_unsafe = e1, μ_rethink = e2
 SMALL = dict(d_model=32, proj_hidden=64, proj_dim=32, lr=3e-3, epochs=4)
@@ -56,6 +73,14 @@ def test_constants_and_config():
     assert (cfg.proj_hidden, cfg.proj_dim, cfg.margin, cfg.tau, cfg.ema) == (1024, 512, 0.2, 0.1, 0.98)
     with pytest.raises(ValueError, match="variant"):
         LCLRConfig(d_model=8, variant="nope")
+    assert (LCLRConfig().d_model, LCLRConfig().layer, LCLRConfig().pool) == (0, -1, "mean")
+    with pytest.raises(ValueError, match="d_model"):        # the width must come from the model
+        LCLRHeads(LCLRConfig())
+    for bad, key in [(dict(pool="max"), "pool"), (dict(token_dropout=1.0), "token_dropout"),
+                     (dict(ema=-0.1), "ema"), (dict(epochs=0), "epochs"), (dict(margin=-0.1), "margin"),
+                     (dict(lambda_kl=float("nan")), "lambda_kl"), (dict(tau=0.0), "tau")]:
+        with pytest.raises(ValueError, match=key):
+            LCLRConfig(d_model=8, **bad)
 
 
 def test_proto_loss_hand_made():
@@ -131,8 +156,22 @@ def test_released_losses_hand_cases_finite_and_differentiable():
 def test_token_dropout_view():
     tokens = torch.arange(12.0).reshape(4, 3)
     assert torch.equal(token_dropout_view(tokens, 0.0), tokens.mean(0))
+    assert torch.equal(token_dropout_view(tokens, 0.0, pool="last"), tokens[-1])
     one = token_dropout_view(tokens, 0.999999, torch.Generator().manual_seed(0))
     assert any(torch.equal(one, row) for row in tokens)    # at least one token kept
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (4, 3), (7, 5), (13, 32)])
+def test_pool_tokens_is_mean_or_last(shape):
+    """THE pooling of one trace's tokens (defined through pool_states) is exactly mean(0) / the last row."""
+    t = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[0]))
+    assert torch.equal(pool_tokens(t, "mean"), t.mean(0))
+    assert torch.equal(pool_tokens(t, "last"), t[-1])
+    assert pool_tokens(t, "mean").shape == (shape[1],)
+    with pytest.raises(ValueError, match="pool"):
+        pool_tokens(t, "max")
+    with pytest.raises(ValueError):
+        pool_tokens(t[:0], "mean")                          # no token to pool
 
 
 def test_fit_separates_planted_clusters(trained, data):
@@ -169,6 +208,45 @@ def test_save_load_round_trip(trained, data, tmp_path):
     assert torch.equal(loaded.prototypes.mu, heads.prototypes.mu)
     with pytest.raises(FileNotFoundError, match="lclr_config.json"):
         load_heads(tmp_path)
+
+
+def test_save_load_round_trips_the_latent(tmp_path):
+    heads = LCLRHeads(LCLRConfig(d_model=4, proj_hidden=8, proj_dim=3, layer=5, pool="last"))
+    loaded = load_heads(save_heads(heads, tmp_path / "heads"))
+    assert (loaded.config.layer, loaded.config.pool, loaded.config.d_model) == (5, "last", 4)
+    assert loaded.spec == LatentSpec(5, "last") == heads.spec
+    loaded.check_latent(LatentSpec(5, "last"), 4)
+
+
+def test_check_latent_refuses_another_latent():
+    heads = LCLRHeads(LCLRConfig(d_model=4, proj_hidden=8, proj_dim=3, layer=2, pool="mean"))
+    assert heads.spec == LatentSpec(2, "mean")
+    heads.check_latent(LatentSpec(2, "mean"), 4)            # the latent it was fit on: accepted
+    with pytest.raises(ValueError, match="layer 2"):
+        heads.check_latent(LatentSpec(3, "mean"), 4)
+    with pytest.raises(ValueError, match="last pool"):
+        heads.check_latent(LatentSpec(2, "last"), 4)
+    with pytest.raises(ValueError, match="width 4"):
+        heads.check_latent(LatentSpec(2, "mean"), 8)
+    with pytest.raises(ValueError, match="layer"):          # heads that never recorded a layer
+        _ = LCLRHeads(LCLRConfig(d_model=4, proj_hidden=8, proj_dim=3)).spec
+
+
+def test_fit_pools_with_the_configured_pool():
+    """The full view (prototypes, L_proto, L_cal) is pool_tokens with the config's pool."""
+    tokens, labels = planted(n=24, seed=3)
+    cfg = dict(SMALL, epochs=1, batch_size=8)
+    mean_heads, last_heads = LCLRHeads(LCLRConfig(**cfg)), LCLRHeads(LCLRConfig(**cfg, pool="last"))
+    log_mean = mean_heads.fit(tokens, labels, progress=False)
+    log_last = last_heads.fit(tokens, labels, progress=False)
+    assert log_mean != log_last
+    assert not torch.allclose(mean_heads.prototypes.mu, last_heads.prototypes.mu)
+    # Without token dropout and with one epoch (one shuffle), a "last" fit sees exactly what a "mean"
+    # fit of the one-token traces [t[-1]] sees: same history, same prototypes.
+    one = dict(cfg, token_dropout=0.0)
+    log_a = (a := LCLRHeads(LCLRConfig(**one, pool="last"))).fit(tokens, labels, progress=False)
+    log_b = (b := LCLRHeads(LCLRConfig(**one))).fit([t[-1:] for t in tokens], labels, progress=False)
+    assert log_a == log_b and torch.equal(a.prototypes.mu, b.prototypes.mu)
 
 
 def test_metrics_hand_computed():

@@ -7,7 +7,7 @@ from craft.models import (
     SplitGeneration,
     _looks_local,
     _resolve_dtype,
-    split_batch,
+    model_fingerprint,
     split_reasoning,
 )
 
@@ -77,11 +77,6 @@ def test_custom_tags_and_no_stop_strings():
     assert out == SplitGeneration("x", "y<|im_end|>z", True)
 
 
-def test_split_batch_preserves_order():
-    outs = split_batch(["a</think>b", "c"])
-    assert outs == [SplitGeneration("a", "b", True), SplitGeneration("c", "", False)]
-
-
 def test_split_generation_is_frozen():
     with pytest.raises(AttributeError):
         split_reasoning("a").answer = "x"  # type: ignore[misc]
@@ -113,3 +108,17 @@ def test_dtype_error_lists_choices(bad):
 )
 def test_looks_local(name, local):
     assert _looks_local(name) is local
+
+
+def test_model_fingerprint_of_a_folder_follows_its_content(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text('{"hidden_size": 8}')
+    assert model_fingerprint(str(a)) == model_fingerprint(str(b))
+    (b / "config.json").write_text('{"hidden_size": 16}')
+    assert model_fingerprint(str(a)) != model_fingerprint(str(b))
+
+
+def test_model_fingerprint_of_an_uncached_hub_id_is_the_id():
+    assert model_fingerprint("craft-tests/no-such-model") == "hub:craft-tests/no-such-model"

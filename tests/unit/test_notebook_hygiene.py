@@ -124,8 +124,8 @@ def test_metadata_stripped(nb):
 def test_papermill_parses_every_parameter(nb):
     """papermill's own parser must read every line (a quote in a trailing comment breaks it,
     and papermill then only warns that the parameter is unknown)."""
-    from papermill.inspection import _infer_parameters
     import nbformat
+    from papermill.inspection import _infer_parameters
 
     notebook = nbformat.reads(json.dumps(nb), as_version=4)
     for c in notebook.cells:
@@ -134,3 +134,42 @@ def test_papermill_parses_every_parameter(nb):
     names = {n.id for n in ast.walk(ast.parse(_src(cell))) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     parsed = {p.name for p in _infer_parameters(notebook)}
     assert parsed == names, f"papermill cannot parse: {sorted(names - parsed)}"
+
+
+def _parameters(nb) -> dict:
+    cell = next(c for c in _code_cells(nb) if "parameters" in c.get("metadata", {}).get("tags", []))
+    return {s.target.id: ast.literal_eval(s.value) for s in ast.parse(_src(cell)).body}
+
+
+def test_every_notebook_takes_the_params_file_keys_with_the_organism_defaults(nb):
+    """One params file drives every notebook (`papermill -f params/X.yaml`): each notebook declares every
+    top-level key of a params file, with the organism run as its default (params/organism.yaml)."""
+    from craft.config import load_yaml
+    from craft.stages.params import TOP_KEYS
+
+    params = _parameters(nb)
+    assert set(TOP_KEYS) <= set(params), f"missing notebook parameters {sorted(set(TOP_KEYS) - set(params))}"
+    organism = load_yaml(ROOT / "params" / "organism.yaml")
+    for key, value in params.items():
+        if key in TOP_KEYS and not isinstance(value, dict):
+            assert value == organism[key], f"parameter {key}={value!r} is not params/organism.yaml's {organism[key]!r}"
+        elif key in TOP_KEYS:
+            assert value == {}, f"parameter {key} must default to {{}} (the values of params/organism.yaml)"
+
+
+def test_notebooks_share_one_parameters_cell():
+    cells = {p.name: _parameters(json.loads(p.read_text())) for p in NOTEBOOKS}
+    first = next(iter(cells.values()), None)
+    assert all(c == first for c in cells.values()), "every notebook has the same parameters"
+
+
+def test_scale_specific_cells_are_few():
+    """Only content that really differs between scales is marked %%only (the world, the claims)."""
+    marked = sum(_src(c).startswith("%%only") for p in NOTEBOOKS for c in _code_cells(json.loads(p.read_text())))
+    assert marked <= 15, f"{marked} %%only cells; share the cell and let the stage code differ instead"
+
+
+def test_docs_point_only_at_the_repository():
+    """The project's docs, notebooks and docstrings never point at a design document outside it."""
+    texts = [p.read_text() for p in (*NOTEBOOKS, ROOT / "README.md", *(ROOT / "craft").rglob("*.py"))]
+    assert not [t for t in texts if "DESIGN" in t or "shared/" in t]

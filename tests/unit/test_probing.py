@@ -37,5 +37,6 @@ def test_pca_projects_every_array_with_the_same_basis():
 def test_log_loss_ranks_a_cleaner_representation_lower():
     x, y = _planted()
     xt, yt = _planted(seed=1)
-    clean, noisy = probe_metrics(x, y, xt, yt), probe_metrics(x + np.random.default_rng(2).normal(scale=3, size=x.shape), y, xt, yt)
+    noise = np.random.default_rng(2).normal(scale=3, size=x.shape)
+    clean, noisy = probe_metrics(x, y, xt, yt), probe_metrics(x + noise, y, xt, yt)
     assert clean["log_loss"] < noisy["log_loss"]

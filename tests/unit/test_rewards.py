@@ -1,5 +1,6 @@
-"""craft.rewards without a language model: the reward formulas, their signs, the harmful-only
-mask, judge failures, the variants and the shared cache (fake scorer, fake judge, tiny heads)."""
+"""craft.rewards and craft.reward_scorers without a language model: the reward formulas, their signs,
+the harmful-only mask, judge failures, the variants, the shared cache and the latent check of the
+scorer (fake scorer, fake judge, tiny heads)."""
 
 import math
 import random
@@ -7,14 +8,24 @@ import random
 import pytest
 import torch
 
-from craft.judges import JudgeStats, OrganismJudge
+from craft.judges import JudgeStats
 from craft.latents import LatentSpec
-from craft.lclr import SAFE, UNSAFE, LCLRConfig, LCLRHeads
+from craft.lclr import LCLRConfig, LCLRHeads
 from craft.models import split_reasoning
-from craft.organism.world import answer_text, build_world
-from craft.rewards import (MASKED_VALUE, VARIANTS, ConsistencyReward, LatentSafetyReward, LatentScorer,
-                           TaskReward, TextJudge, TextSafetyReward, _completion_text, build_rewards,
-                           left_pad_batch, random_heads, variant_weights)
+from craft.organism.judge import OrganismJudge
+from craft.organism.world import answer_text
+from craft.reward_scorers import LatentScorer, TextJudge, _completion_text, left_pad_batch, random_heads
+from craft.rewards import (
+    MASKED_VALUE,
+    VARIANTS,
+    ConsistencyReward,
+    LatentSafetyReward,
+    TaskReward,
+    TextSafetyReward,
+    build_rewards,
+    variant_weights,
+)
+from craft.types import SAFE, UNSAFE
 
 
 class Step:
@@ -84,11 +95,6 @@ def completion(reasoning, answer):
 
 def prompt(text="q"):
     return [{"role": "user", "content": text}]
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(seed=0, n_hazards=4)
 
 
 @pytest.fixture()
@@ -172,7 +178,7 @@ def test_bad_judge_values_become_neutral_and_are_counted(values):
 def test_a_raising_judge_is_neutral_never_nan(caplog):
     text = TextJudge(TableJudge(error=RuntimeError("parse error")))
     s = FakeScorer([0.0] * 3, [0.0] * 3, [0.0] * 3, [1.0, 0.0, 0.5])
-    with caplog.at_level("WARNING", logger="craft.rewards"):
+    with caplog.at_level("WARNING", logger="craft.reward_scorers"):
         txt = call(TextSafetyReward(text), 3, harmful=[True] * 3)
     cons = call(ConsistencyReward(s, text), 3, harmful=[True] * 3)
     assert txt == [0.0] * 3 and cons == pytest.approx([0.5, 0.5, 1.0])
@@ -236,6 +242,28 @@ def test_masked_rows_are_not_forwarded(heads):
 def test_scorer_without_trainer_says_what_to_do(heads):
     with pytest.raises(RuntimeError, match="scorer.trainer = trainer"):
         LatentScorer(heads, LatentSpec(1), FakeTokenizer()).features([prompt()], [[1]])
+
+
+def test_scorer_refuses_heads_fit_on_another_latent():
+    def recorded(**kw):
+        return LCLRHeads(LCLRConfig(d_model=8, proj_hidden=16, proj_dim=4, **kw))
+    LatentScorer(recorded(layer=1), LatentSpec(1), FakeTokenizer())            # same latent: accepted
+    with pytest.raises(ValueError, match="layer 2"):
+        LatentScorer(recorded(layer=2), LatentSpec(1), FakeTokenizer())
+    with pytest.raises(ValueError, match="last pool"):
+        LatentScorer(recorded(layer=1, pool="last"), LatentSpec(1), FakeTokenizer())
+    LatentScorer(recorded(), LatentSpec(3, "last"), FakeTokenizer())           # layer not recorded: no check
+
+
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_scorer_checks_the_policy_width_on_the_first_batch(layer):
+    heads = LCLRHeads(LCLRConfig(d_model=8, proj_hidden=16, proj_dim=4, layer=layer))
+    scorer = LatentScorer(heads, LatentSpec(1), FakeTokenizer())
+    policy = torch.nn.Linear(2, 2)
+    policy.config = type("Config", (), {"hidden_size": 16})()
+    scorer.trainer = type("Trainer", (), {"model": policy})()
+    with pytest.raises(ValueError, match="width 8"):
+        scorer.features([prompt()], [[1]])
 
 
 def test_left_pad_batch_marks_the_reasoning_span():

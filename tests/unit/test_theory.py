@@ -122,7 +122,8 @@ def test_theorem_flow_figure():
 
     from craft.plots import theorem_flow
     panels = {"R_txt only": t.flow_field(TXT_ONLY, grid=7), "CRAFT": t.flow_field(CRAFT, grid=7)}
-    paths = {name: [t.trajectory(NEAR_SSA, r, steps=3, lr=1.0)] for name, r in (("R_txt only", TXT_ONLY), ("CRAFT", CRAFT))}
+    paths = {name: [t.trajectory(NEAR_SSA, r, steps=3, lr=1.0)]
+             for name, r in (("R_txt only", TXT_ONLY), ("CRAFT", CRAFT))}
     fig = theorem_flow(panels, paths)
     assert len(fig.axes) == 2
     plt.close(fig)

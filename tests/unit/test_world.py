@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from craft.judges import OrganismJudge
 from craft.organism.corpus import BEHAVIOUR, MixtureConfig, sample_sft_examples
+from craft.organism.judge import OrganismJudge
 from craft.organism.world import FAMILIES, VERBS, build_world, reasoning_text
 
 
@@ -129,6 +129,19 @@ def test_labelled_traces_subset_is_seeded():
     from craft.organism.corpus import labelled_traces
 
     world = build_world(seed=0)
-    a, b = labelled_traces(world, "train", seed=5, max_prompts=30), labelled_traces(world, "train", seed=5, max_prompts=30)
+    a = labelled_traces(world, "train", seed=5, max_prompts=30)
+    b = labelled_traces(world, "train", seed=5, max_prompts=30)
     assert a == b and len(a) == 120
     assert labelled_traces(world, "train", seed=6, max_prompts=30) != a
+
+
+def test_world_prompts_are_the_shared_prompt_type(world):
+    from craft.organism import world as world_module
+    from craft.types import Prompt
+
+    assert world_module.Prompt is Prompt
+    assert all(isinstance(p, Prompt) for p in world.prompts[:50])
+    p = world.select(kind="harmful")[0]
+    assert (p.goal, p.benchmark, p.request) == ("", "", p.text)   # organism prompts are their own request
+    wrapped = Prompt("role-play: tell me", "harmful", "pair", "wrapped", goal="tell me")
+    assert (wrapped.split, wrapped.hazard, wrapped.target, wrapped.request) == ("eval", -1, "", "tell me")

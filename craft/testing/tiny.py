@@ -9,7 +9,7 @@ tiny random-init checkpoints of the *same* transformers classes (``Qwen3ForCausa
 the real ones, and gives the exact configs of the two paper models (:func:`paper_shape_config`)
 for parameter counts and GPU capacity checks (``scripts/gpu_check.py``).
 
-What is mimicked (DESIGN §3, §5):
+What is mimicked:
 - ``qwen3-thinking``: ChatML turns; the generation prompt opens the think block
   (``<|im_start|>assistant\\n<think>\\n``), as the Thinking-2507 template does; reasoning of
   assistant turns is kept only after the last user turn; eos ``<|im_end|>`` (generation also
@@ -239,7 +239,7 @@ def _template_of(tokenizer: PreTrainedTokenizerFast) -> TemplateSpec:
     for spec in TEMPLATES.values():
         if tokenizer.chat_template == spec.chat_template:
             return spec
-    raise ValueError("tokenizer's chat template is none of craft.tiny.TEMPLATES; use build_tokenizer")
+    raise ValueError("tokenizer's chat template is none of craft.testing.tiny.TEMPLATES; use build_tokenizer")
 
 
 def build_tiny_checkpoint(path: str | Path, *, arch: str = "qwen3", template: str | None = None,

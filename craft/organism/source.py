@@ -1,0 +1,122 @@
+"""The organism as a data source for the stages: its policy, traces, prompts and judge.
+
+Everything comes from the base organism that notebook 00 (``craft build``) wrote to
+``run_dir/00_build_model_organism/``: the world (``world.json``), the policy (``model/``) and its
+twin of the other architecture (``twin_model/``). The paper scale has the same interface
+(:class:`craft.paper.source.PaperSource`); the stages never ask which one they have.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from craft.models import load_model, model_fingerprint
+from craft.organism.config import OrganismSourceConfig
+from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
+from craft.organism.judge import OrganismJudge
+from craft.organism.world import World
+from craft.runs import content_hash
+from craft.types import LabelledTrace, Prompt
+
+__all__ = ["OrganismSource"]
+
+
+class OrganismSource:
+    """Policy, traces, prompts and the exact judge of the organism built under ``build_dir``."""
+
+    scale = "organism"
+    # The safety table (paper_table) of the organism: regimes as benchmarks, families as attacks, rates.
+    table_groups = ("regime", "family")
+    table_columns = ("reasoning_harmful", "response_harmful")
+    device = "cpu"
+
+    def __init__(self, cfg: OrganismSourceConfig, build_dir: Path, seed: int):
+        self.cfg, self.build_dir, self.seed = cfg, Path(build_dir), seed
+
+    # ------------------------------------------------------------------ the organism on disk
+    def _need(self, name: str) -> Path:
+        path = self.build_dir / name
+        if not path.exists() or not (self.build_dir / "DONE").is_file():
+            raise FileNotFoundError(f"{path} is missing: build the organism first (notebook 00, or "
+                                    "`craft build --config params/organism.yaml`) with the same run_dir")
+        return path
+
+    @cached_property
+    def world(self) -> World:
+        return World.from_dict(json.loads(self._need("world.json").read_text()))
+
+    def fingerprint(self) -> dict:
+        """Content hash of the world every prompt and trace comes from."""
+        return {"world": content_hash(self._need("world.json"))}
+
+    # ------------------------------------------------------------------ policies
+    def base_policy(self) -> str:
+        return str(self._need("model"))
+
+    def policy_fingerprint(self, path: str) -> str:
+        return model_fingerprint(path)
+
+    def load_policy(self, path: str | None = None, *, train: bool = False):
+        """(model, tokenizer) in float32 on the CPU: the base organism, or a trained policy at ``path``."""
+        return load_model(str(path or self.base_policy()))
+
+    def probe_models(self) -> dict[str, str]:
+        """The policies notebook 01 probes, by architecture: the organism and (if built) its twin."""
+        paths = {"model": self._need("model")}
+        if self.cfg.probe_twin and (self.build_dir / "twin_model").is_dir():
+            paths["twin_model"] = self.build_dir / "twin_model"
+        return {json.loads((p / "config.json").read_text())["model_type"]: str(p) for p in paths.values()}
+
+    # ------------------------------------------------------------------ traces
+    def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
+        """Teacher-forced safe / unsafe (plain and dressed-up) / rethink traces of the held-in
+        (``train``) or held-out (``test``) harmful prompts; ``purpose`` (probe or lclr) sets how many."""
+        n = {"probe": self.cfg.probe_prompts, "lclr": self.cfg.lclr_prompts}[purpose]
+        world_split, seed = ("train", self.seed) if split == "train" else ("eval", self.seed + 1)
+        return [LabelledTrace(e.prompt, e.reasoning, e.answer, TRACE_CLASS[e.trace])
+                for e in labelled_traces(self.world, world_split, seed, max_prompts=n)]
+
+    def own_samples(self, records: pd.DataFrame) -> list[LabelledTrace]:
+        """The base policy's own completions to harmful prompts, labelled by what their reasoning
+        discloses (the exact judge's :meth:`~craft.organism.judge.OrganismJudge.reasoning_class`)."""
+        judge = OrganismJudge(self.world)
+        harmful = records[records.kind == "harmful"]
+        return [LabelledTrace(p, r, a, judge.reasoning_class(r))
+                for p, r, a in zip(harmful.prompt, harmful.reasoning, harmful.answer)]
+
+    # ------------------------------------------------------------------ prompts and judges
+    def train_prompts(self, seed: int) -> list[Prompt]:
+        c = self.cfg
+        return r2l_prompts(self.world, c.n_train_prompts, seed, c.harmful_fraction, c.arithmetic_fraction)
+
+    def monitor_prompts(self) -> list[Prompt]:
+        """Held-out prompts evaluated while R2L trains (held-out attack families left out)."""
+        return eval_prompts(self.world, self.cfg.monitor_n_arith, self.cfg.monitor_benign_repeats)
+
+    def eval_prompts(self) -> list[Prompt]:
+        """The final evaluation set: every held-out prompt, the held-out attack family included."""
+        return eval_prompts(self.world, self.cfg.eval_n_arith, self.cfg.eval_benign_repeats, held_out=True)
+
+    def judge(self, role: str) -> OrganismJudge:
+        """The ``reward``, ``reasoning`` or ``response`` judge: the organism's exact judge for all three."""
+        if role not in ("reward", "reasoning", "response"):
+            raise ValueError(f"unknown judge role {role!r}")
+        return OrganismJudge(self.world)
+
+    def judge_identity(self) -> dict:
+        return {"judge": "organism", **self.fingerprint()}
+
+    # ------------------------------------------------------------------ baselines
+    def baseline_data(self, method: str, n: int, seed: int):
+        """The training data of a baseline of notebook 04 (:mod:`craft.organism.baselines_data`)."""
+        from craft.organism.baselines_data import preference_pairs, safe_sft_examples
+
+        if method == "sft_safe":
+            return safe_sft_examples(self.world, n, seed)
+        if method == "dpo":
+            return preference_pairs(self.world, n, seed)
+        raise ValueError(f"unknown baseline {method!r}; the organism has sft_safe and dpo")

@@ -1,0 +1,92 @@
+"""The ``source`` section of a paper-scale params file: the policy, data and judges of paper §6.
+
+Values not in what we have of the paper are ours and marked so in ``params/paper-*.yaml``. A
+paper-scale params file has no defaults: every key is written out (:func:`craft.stages.params.load_params`
+names any that is missing), so that no value meant for the 1 M-parameter organism reaches a 4 B model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from craft.config import ConfigError, check_fields, rule
+
+__all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "JudgeSpec", "PaperSourceConfig",
+           "make_judge"]
+
+JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api")
+BENCHMARKS = ("jbb", "strongreject")           # safety benchmarks of paper Tables 1-2
+CAPABILITY = ("math500", "gsm8k")              # Pass@1 with answer matching
+ATTACK_NAMES = ("none", "pap", "pair")
+DATA_KEYS = ("jbb_behaviors", "strongreject", "jbb_artifacts", "math500", "gsm8k")   # data_paths keys
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """Which judge scores P(safe): kind, and the model (or API model name) behind it."""
+
+    kind: str = field(default="llama_guard", metadata=rule(choices=JUDGE_KINDS))
+    model: str = ""                  # hub id or local path; api: model name (empty: CRAFT_JUDGE_MODEL)
+    rubric: str = field(default="strongreject", metadata=rule(choices=("strongreject", "harmfulness7")))  # api only
+    dtype: str = field(default="bfloat16", metadata=rule(choices=DTYPES))
+    batch_size: int = field(default=8, metadata=rule(ge=1))
+    max_response_tokens: int = field(default=0, metadata=rule(ge=0))   # keep the first N tokens; 0: all
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.kind in ("llama_guard", "strongreject_grader") and not self.model:
+            raise ConfigError(f"judge kind {self.kind!r} needs model: a hub id or a local path")
+
+
+@dataclass(frozen=True)
+class PaperSourceConfig:
+    """Where a paper-scale run's policy, traces, prompts and judges come from (``source:``)."""
+
+    kind: Literal["paper"] = "paper"
+    model: str = ""                              # base policy: hub id or local path
+    dtype: str = field(default="bfloat16", metadata=rule(choices=DTYPES))   # generation, hidden states, evaluation
+    train_dtype: str = field(default="float32", metadata=rule(choices=DTYPES))  # GRPO weights (bf16 autocast on GPU)
+    device: str = "auto"                         # auto: this process's GPU, else cpu
+    trust_remote_code: bool = False
+    r2d_path: str = ""                           # R2D-R1 .json/.jsonl (craft.data.r2d converter)
+    max_traces: int = field(default=0, metadata=rule(ge=0))          # traces kept per label (0: all)
+    test_fraction: float = field(default=0.2, metadata=rule(gt=0, lt=1))   # held-out share of traces
+    train_prompts: str = "r2d"                   # r2d (the R2D-R1 instructions) or a .jsonl/.csv with a prompt column
+    max_train_prompts: int = field(default=0, metadata=rule(ge=0))   # 0: all
+    reward_judge: JudgeSpec = field(default_factory=JudgeSpec)       # R_txt
+    reasoning_judge: JudgeSpec = field(default_factory=JudgeSpec)    # reasoning harmfulness
+    response_judge: JudgeSpec = field(default_factory=JudgeSpec)     # response harmfulness
+    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    attacks: list[str] = field(default_factory=lambda: list(ATTACK_NAMES))
+    capability: list[str] = field(default_factory=list)              # math500 | gsm8k
+    data_paths: dict[str, str] = field(default_factory=dict)         # loader name -> local path; absent: download
+    max_eval_prompts: int = field(default=0, metadata=rule(ge=0))    # prompts per benchmark (0: all)
+    monitor_prompts: int = field(default=0, metadata=rule(ge=0))     # safety prompts R2L evaluates during training
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.model:
+            raise ConfigError("model is required: a hub id or a local path")
+        for name, allowed in (("benchmarks", BENCHMARKS), ("attacks", ATTACK_NAMES), ("capability", CAPABILITY)):
+            bad = sorted(set(getattr(self, name)) - set(allowed))
+            if bad:
+                raise ConfigError(f"{name}: {bad} not in {list(allowed)}")
+        bad = sorted(set(self.data_paths) - set(DATA_KEYS))
+        if bad:
+            raise ConfigError(f"data_paths: unknown key(s) {bad}; allowed: {list(DATA_KEYS)}")
+
+
+def make_judge(spec: JudgeSpec, device: str | None = None):
+    """The :class:`craft.judges.Judge` that ``spec`` describes (models loaded here, once)."""
+    cut = spec.max_response_tokens or None
+    if spec.kind == "refusal":
+        from craft.judges import RefusalStringJudge
+        return RefusalStringJudge()
+    if spec.kind == "api":
+        from craft.judges_api import ApiJudge
+        return ApiJudge(rubric=spec.rubric, model=spec.model or None)
+    from craft.judges_models import LlamaGuardJudge, StrongRejectGraderJudge
+    cls = LlamaGuardJudge if spec.kind == "llama_guard" else StrongRejectGraderJudge
+    return cls(spec.model, batch_size=spec.batch_size, device=device, dtype=spec.dtype, max_response_tokens=cut)

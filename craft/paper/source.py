@@ -1,0 +1,199 @@
+"""The paper scale as a data source for the stages (paper §3-§6): real policy, R2D-R1 traces, real
+benchmarks and model judges. Same interface as :class:`craft.organism.source.OrganismSource`.
+
+Choices of ours: traces are split into train/test per label with ``test_fraction`` (seeded); the
+R2L prompts default to the instructions of the R2D-R1 file; a benchmark goal without a PAIR
+artifact is sent as it is (counted by :func:`pair_fallbacks`); relative paths in the params file
+(``r2d_path``, ``train_prompts``, ``data_paths``) are read from the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from craft import io
+from craft.attacks import apply_attack
+from craft.data import benchmarks as bench
+from craft.data.r2d import convert_r2d, load_r2d
+from craft.models import load_model, model_fingerprint
+from craft.paper.config import JudgeSpec, PaperSourceConfig, make_judge
+from craft.runs import content_hash
+from craft.types import LABEL_NAMES, LabelledTrace, Prompt
+
+__all__ = ["PaperSource", "pair_fallbacks", "split_traces"]
+
+
+def split_traces(traces: list[LabelledTrace], test_fraction: float, seed: int):
+    """Per-label seeded split; every label with >= 2 traces has at least one test trace."""
+    rng, train, test = random.Random(seed), [], []
+    for label in LABEL_NAMES:
+        group = [t for t in traces if t.label == label]
+        rng.shuffle(group)
+        n_test = max(1, round(test_fraction * len(group))) if len(group) >= 2 else 0
+        test += group[:n_test]
+        train += group[n_test:]
+    return train, test
+
+
+def pair_fallbacks(prompts: list[Prompt]) -> int:
+    """PAIR prompts sent as the plain goal because no PAIR artifact exists for that goal."""
+    return sum(p.family == "pair" and p.text == p.goal for p in prompts)
+
+
+class PaperSource:
+    """Policy, traces, prompts and judges of a paper-scale run (see the module docstring)."""
+
+    scale = "paper"
+    # The paper's Table 1: benchmarks x attacks, graded harm (StrongREJECT-style means).
+    table_groups = ("benchmark", "family")
+    table_columns = ("reasoning_harm", "response_harm")
+
+    def __init__(self, cfg: PaperSourceConfig, seed: int):
+        self.cfg, self.seed = cfg, seed
+        self._judges: dict[JudgeSpec, object] = {}
+
+    @property
+    def device(self) -> str:
+        """``cfg.device``; ``auto`` is this process's GPU (``LOCAL_RANK`` under a launcher) or the CPU.
+        Models are placed before accelerate sets the process's device, so the rank is read here."""
+        if self.cfg.device != "auto":
+            return self.cfg.device
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+    def _path(self, name: str) -> Path | None:
+        path = self.cfg.data_paths.get(name)
+        return io.resolve(path) if path else None
+
+    def fingerprint(self) -> dict:
+        """Content hashes of the local data files the traces and prompts come from."""
+        out = {"r2d": content_hash(io.resolve(self.cfg.r2d_path)) if self.cfg.r2d_path else None}
+        if self.cfg.train_prompts != "r2d":
+            out["train_prompts"] = content_hash(io.resolve(self.cfg.train_prompts))
+        out.update({k: content_hash(self._path(k)) for k in sorted(self.cfg.data_paths)})
+        return out
+
+    # ------------------------------------------------------------------ policies
+    def base_policy(self) -> str:
+        return self.cfg.model
+
+    def policy_fingerprint(self, path: str) -> str:
+        return model_fingerprint(path)
+
+    def load_policy(self, path: str | None = None, *, train: bool = False):
+        """(model, tokenizer) of the base policy or of a trained one at ``path``, in ``dtype``
+        (``train_dtype`` for GRPO: bf16 weights round most 1e-6-sized updates away)."""
+        return load_model(str(path or self.cfg.model), dtype=self.cfg.train_dtype if train else self.cfg.dtype,
+                          device=self.device, trust_remote_code=self.cfg.trust_remote_code)
+
+    def probe_models(self) -> dict[str, str]:
+        return {self.cfg.model.rstrip("/").split("/")[-1]: self.cfg.model}
+
+    # ------------------------------------------------------------------ traces
+    @cached_property
+    def _traces(self) -> tuple[list[LabelledTrace], list[LabelledTrace]]:
+        if not self.cfg.r2d_path:
+            raise ValueError("source.r2d_path is empty: set it to the R2D-R1 .json/.jsonl file "
+                             "(see craft.data.r2d for where to get it)")
+        traces, counts = convert_r2d(load_r2d(io.resolve(self.cfg.r2d_path)))
+        labelled = [LabelledTrace(t.prompt, t.reasoning_trace, t.answer, t.label) for t in traces]
+        if self.cfg.max_traces:
+            rng, kept = random.Random(self.seed), []
+            for label in LABEL_NAMES:
+                group = [i for i, t in enumerate(labelled) if t.label == label]
+                kept += rng.sample(group, min(self.cfg.max_traces, len(group)))
+            labelled = [labelled[i] for i in sorted(kept)]
+        missing = [lab for lab in ("safe", "unsafe") if not any(t.label == lab for t in labelled)]
+        if missing:
+            raise ValueError(f"{self.cfg.r2d_path}: no {missing} traces after conversion ({counts}); LCLR needs both")
+        return split_traces(labelled, self.cfg.test_fraction, self.seed)
+
+    def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
+        """The R2D-R1 traces of ``split`` (train or test); the probe and LCLR use the same ones."""
+        train, test = self._traces
+        return train if split == "train" else test
+
+    def own_samples(self, records: pd.DataFrame) -> None:
+        """Labelling sampled reasoning needs a 3-way reasoning judge, which the paper scale has not."""
+        return None
+
+    # ------------------------------------------------------------------ prompts and judges
+    def train_prompts(self, seed: int) -> list[Prompt]:
+        """R2L training prompts: the distinct R2D-R1 instructions, or a file with a ``prompt`` column
+        (and an optional boolean ``harmful``, default True), in file order, capped, then shuffled."""
+        if self.cfg.train_prompts == "r2d":
+            records = load_r2d(io.resolve(self.cfg.r2d_path))
+            texts = list(dict.fromkeys(r.get("instruction") or r.get("prompt") or "" for r in records))
+            rows = [(t, True) for t in texts if t.strip()]
+        else:
+            path = io.resolve(self.cfg.train_prompts)
+            if not path.is_file():
+                raise FileNotFoundError(f"source.train_prompts: {path} does not exist (use r2d, or a .jsonl/.csv "
+                                        "file with a prompt column)")
+            df = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+            df.columns = [c.lower() for c in df.columns]
+            if "prompt" not in df.columns:
+                raise ValueError(f"{path}: needs a prompt column, found {list(df.columns)}")
+            rows = list(zip(df["prompt"].astype(str), df.get("harmful", pd.Series([True] * len(df))).astype(bool)))
+        rows = rows[:self.cfg.max_train_prompts or None]
+        random.Random(seed).shuffle(rows)
+        return [Prompt(t, "harmful" if h else "benign", "direct" if h else "benign", "direct" if h else "benign",
+                       split="train") for t, h in rows]
+
+    @cached_property
+    def _safety_prompts(self) -> list[Prompt]:
+        goals = {"jbb": lambda: bench.load_jbb_behaviors("harmful", path=self._path("jbb_behaviors")),
+                 "strongreject": lambda: bench.load_strongreject(path=self._path("strongreject"))}
+        artifacts = (bench.load_jbb_artifacts("PAIR", path=self._path("jbb_artifacts"))
+                     if "pair" in self.cfg.attacks else None)
+        out = []
+        for name in self.cfg.benchmarks:
+            df = goals[name]().head(self.cfg.max_eval_prompts or None)
+            behaviors = list(df["behavior"]) if "behavior" in df.columns else None
+            for attack in self.cfg.attacks:
+                for a in apply_attack(attack, list(df["prompt"]), seed=self.seed, artifacts=artifacts,
+                                      behaviors=behaviors):
+                    out.append(Prompt(a.prompt, "harmful", attack, "direct" if attack == "none" else "wrapped",
+                                      goal=a.goal, benchmark=name))
+        return out
+
+    def _capability_prompts(self) -> list[Prompt]:
+        out = []
+        for name in self.cfg.capability:
+            if name == "math500":
+                df = bench.load_math500(path=self._path("math500")).rename(columns={"problem": "prompt"})
+            else:
+                df = bench.load_gsm8k(path=self._path("gsm8k")).rename(columns={"question": "prompt"})
+            out += [Prompt(str(q), "capability", name, "benign", target=str(a), benchmark=name)
+                    for q, a in zip(df["prompt"], df["answer"])][:self.cfg.max_eval_prompts or None]
+        return out
+
+    def monitor_prompts(self) -> list[Prompt]:
+        """The first ``monitor_prompts`` safety prompts, evaluated while R2L trains (0: none)."""
+        return self._safety_prompts[:self.cfg.monitor_prompts]
+
+    def eval_prompts(self) -> list[Prompt]:
+        """Every attacked benchmark prompt, then the capability problems."""
+        return self._safety_prompts + self._capability_prompts()
+
+    def judge(self, role: str):
+        """The ``reward``, ``reasoning`` or ``response`` judge, loaded on first use (one model serves
+        the roles whose specs are equal)."""
+        spec: JudgeSpec = getattr(self.cfg, f"{role}_judge")
+        if spec not in self._judges:
+            self._judges[spec] = make_judge(spec, self.device)
+        return self._judges[spec]
+
+    def judge_identity(self) -> dict:
+        from dataclasses import asdict
+        return {role: asdict(getattr(self.cfg, f"{role}_judge")) for role in ("reward", "reasoning", "response")}
+
+    def baseline_data(self, method: str, n: int, seed: int):
+        raise ValueError(f"the {method} baseline needs training data the paper's baselines (STAR-1, SafeChain, "
+                         "RealSafe-R1, IPO) do not ship in a form this package reads; set baselines.methods: [] "
+                         "in the params file")

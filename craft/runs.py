@@ -1,0 +1,236 @@
+"""Run identity: every artifact is stored with what made it, and is never reused silently.
+
+A stage's output folder (trained heads, an R2L run, cached completions, a baseline policy) is an
+:class:`Artifact`. It holds ``identity.json``: the settings that made it and the content hashes of
+what it was made from (the base policy's weights, the data, upstream artifacts). When a stage runs
+again:
+
+- same identity, finished: the artifact is loaded, not recomputed;
+- same identity, unfinished (a crash, a kill): the stage resumes into it (R2L from its last
+  *complete* checkpoint, see :func:`last_complete_checkpoint`);
+- another identity: a *cache* (``recompute=True``: completions, judged records) is emptied and made
+  again; a *trained* artifact is refused with :class:`StaleArtifactError`, which lists every changed
+  key (old → new) and says what to do — nothing is deleted behind the user's back.
+
+Only the main process of a distributed run writes (:func:`is_main_process`), and a folder is locked
+while a process works in it (:func:`locked`): a second process gets :class:`RunLockedError` at once
+instead of mixing its files into the first one's. The lock is an OS file lock, released when its
+process ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from craft.config import diff
+
+__all__ = ["Artifact", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process",
+           "json_hash", "last_complete_checkpoint", "locked"]
+
+IDENTITY, DONE, LOCK = "identity.json", "DONE", ".lock"
+_HASH_MEMO: dict[tuple, str] = {}
+
+
+class StaleArtifactError(RuntimeError):
+    """An artifact folder holds the result of other settings or other inputs."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is working in this folder."""
+
+
+# ----------------------------------------------------------------------------- hashing
+
+def json_hash(obj) -> str:
+    """sha256 of ``obj`` as canonical JSON (sorted keys), hex."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_MEMO:     # a file rewritten in place changes its mtime, so the memo is safe
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASH_MEMO[key] = h.hexdigest()
+    return _HASH_MEMO[key]
+
+
+def content_hash(path: str | Path, ignore: tuple[str, ...] = (LOCK, IDENTITY, DONE)) -> str:
+    """sha256 over a file's bytes, or over a folder's files (relative paths and contents, sorted);
+    bookkeeping files (the lock, identity and done markers) are left out. Large files are read once
+    per process (memoised by path, size and modification time)."""
+    path = Path(path)
+    if path.is_file():
+        return _file_hash(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"cannot hash {path}: no such file or folder")
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name not in ignore):
+        h.update(f.relative_to(path).as_posix().encode() + b"\0" + _file_hash(f).encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- processes and locks
+
+def rank() -> int:
+    """This process's global rank (0 outside a distributed launch)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files: rank 0, or the only process."""
+    return rank() == 0
+
+
+@contextlib.contextmanager
+def locked(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if needed) for the block; raise
+    :class:`RunLockedError` at once if another process holds it. Non-main ranks do not lock (they
+    follow their main process and write nothing)."""
+    folder = Path(folder)
+    if not is_main_process():
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLockedError(f"another process ({holder}) is working in {folder}; wait for it to finish, "
+                                 "or use another run_dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()      # closing releases the lock
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+class Artifact:
+    """An output folder and the identity that made it (see the module docstring).
+
+    ``identity`` is a JSON-able mapping: settings, and content hashes of the inputs. ``recompute``:
+    True for caches (a changed identity empties the folder), False for trained artifacts (a changed
+    identity raises :class:`StaleArtifactError`).
+    """
+
+    def __init__(self, path: str | Path, identity: Mapping, *, recompute: bool = False, what: str = "artifact"):
+        self.path, self.identity, self.recompute, self.what = Path(path), dict(identity), recompute, what
+
+    @property
+    def done(self) -> bool:
+        """Finished, with exactly this identity."""
+        return (self.path / DONE).is_file() and self._stored() == self._canonical()
+
+    def _canonical(self) -> dict:
+        return json.loads(json.dumps(self.identity, sort_keys=True, default=str))
+
+    def _stored(self) -> dict | None:
+        f = self.path / IDENTITY
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def changes(self) -> list[str]:
+        """``key: old -> new`` for every difference between the stored identity and this one."""
+        stored = self._stored()
+        if stored is None:
+            return []
+        return [f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in diff(stored, self._canonical())]
+
+    def claim(self) -> bool:
+        """Make the folder this artifact's; True if it is already finished (load, do not redo).
+
+        A folder of another identity is emptied (``recompute``) or refused; a folder with files but
+        no identity (not made by this package, or by an older version) is refused too.
+        """
+        stored = self._stored()
+        foreign = stored is None and self.path.is_dir() and any(
+            p.name not in (LOCK,) for p in self.path.iterdir())
+        if stored is not None and stored != self._canonical() or foreign:
+            why = "\n  ".join(self.changes()) if stored is not None else "it has no identity.json"
+            if not self.recompute:
+                raise StaleArtifactError(
+                    f"{self.path} holds a {self.what} made from other settings or inputs:\n  {why}\n"
+                    f"Nothing was changed. Delete that folder to make it again with the new settings, or "
+                    f"choose another run_dir to keep both.")
+            if is_main_process():
+                for p in self.path.iterdir():
+                    if p.name != LOCK:
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        elif self.done:
+            return True
+        if is_main_process():
+            self.path.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.path / IDENTITY, json.dumps(self._canonical(), indent=2, sort_keys=True) + "\n")
+        return False
+
+    def finish(self) -> None:
+        """Mark the artifact finished (main process only)."""
+        if is_main_process():
+            _atomic_write(self.path / DONE, time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
+
+    def require(self, hint: str) -> None:
+        """Raise ``FileNotFoundError`` with ``hint`` unless the artifact is finished with this identity."""
+        if (self.path / DONE).is_file() and self._stored() != self._canonical():
+            raise StaleArtifactError(f"{self.path} was made from other settings or inputs:\n  "
+                                     + "\n  ".join(self.changes()) + f"\n{hint}")
+        if not self.done:
+            raise FileNotFoundError(f"{self.path} is missing or unfinished: {hint}")
+
+
+def _short(v) -> str:
+    text = json.dumps(v, sort_keys=True, default=str) if not isinstance(v, str) else v
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """A checkpoint folder a resume can use: it has weights and ``trainer_state.json``, which
+    transformers' Trainer writes last (after the weights, optimizer, scheduler and RNG states, or
+    DeepSpeed's own files), so a kill while writing leaves it out."""
+    return (path / "trainer_state.json").is_file() and (
+        any((path / w).is_file() for w in _WEIGHTS) or (path / "latest").is_file())
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The highest-step complete ``checkpoint-N`` in ``output_dir`` (partial ones, left by a kill while
+    writing, are skipped), or None."""
+    d = Path(output_dir)
+    if not d.is_dir():
+        return None
+    steps = sorted(((int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))),
+                   reverse=True)
+    return next((str(p) for _, p in steps if checkpoint_complete(p)), None)

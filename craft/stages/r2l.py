@@ -1,0 +1,170 @@
+"""R2L stage (notebooks 03 and 05; ``craft r2l``): seeded GRPO runs from the base policy (paper §4.2).
+
+A run is one (variant, seed) of :mod:`craft.r2l`, trained from the source's base policy with the
+variant's rewards and evaluated on the source's held-out monitor prompts at step 0, every
+``eval_every`` steps and at the end (:class:`craft.r2l.PeriodicEval`, the same generation and
+judge as every other stage). Its folder ``run_dir/<stage>/<variant>-seed<seed>/`` is an
+:class:`craft.runs.Artifact` holding:
+
+- ``identity.json``: the R2L settings, the latent, and the content hashes of the base policy, the
+  LCLR heads, the training and monitor prompts and the judge; a folder made otherwise is refused;
+- ``history.json``: the metrics of each evaluated step, written as they come (a crash keeps them);
+- ``checkpoint-*``: TRL's checkpoints while training (an interrupted run resumes from the last
+  complete one);
+- ``records.csv``, ``log_history.json``, ``model/``: the last evaluation's judged completions, TRL's
+  logged reward terms and the trained policy (safetensors); ``result.json`` and ``DONE`` last.
+
+Only the main process writes; the folder is locked while a process trains in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from transformers import PrinterCallback, TrainerCallback
+
+from craft import io
+from craft.evaluate import summary_metrics
+from craft.lclr import load_heads
+from craft.r2l import PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, train
+from craft.runs import Artifact, is_main_process, json_hash, locked
+from craft.stages.common import Run
+from craft.stages.evaluate import evaluate_model, free_memory, generation_settings
+from craft.stages.lclr import heads_dir, resolve_latent
+
+__all__ = ["RunResult", "r2l_config", "r2l_run", "r2l_stage", "run_dir"]
+
+
+@dataclass
+class RunResult:
+    """A finished run: metrics per evaluated step and the last evaluation's judged completions."""
+
+    variant: str
+    seed: int
+    history: pd.DataFrame       # one row per evaluated step: step + summary_metrics
+    records: pd.DataFrame       # one row per completion of the last evaluation
+    log_history: list[dict]     # TRL's logs (reward terms, KL, loss) every logging_steps
+    train_seconds: float        # training wall time, evaluations included
+    cached: bool                # loaded from a finished run folder
+    path: Path                  # the run folder (the policy is path / "model")
+    steps: int                  # optimizer steps done
+    world_size: int             # processes that trained it
+
+
+def run_dir(run: Run, variant: str, seed: int, stage: str = "r2l") -> Path:
+    return run.stage_dir(stage) / f"{variant}-seed{seed}"
+
+
+def r2l_config(run: Run, variant: str, seed: int) -> R2LConfig:
+    """The :class:`craft.r2l.R2LConfig` of one run: the ``r2l`` section with this variant and seed."""
+    section = run.params.r2l
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(R2LConfig)}
+    return R2LConfig(**{**values, "variant": variant, "seed": seed})
+
+
+def _load(folder: Path, variant: str, seed: int, cached: bool) -> RunResult:
+    result = io.load_json(folder / "result.json")
+    records = folder / "records.csv"
+    return RunResult(variant, seed, pd.DataFrame(io.load_json(folder / "history.json")),
+                     pd.read_csv(records, keep_default_na=False) if records.is_file() else pd.DataFrame(),
+                     io.load_json(folder / "log_history.json"), result["train_seconds"], cached, folder,
+                     result["steps"], result.get("world_size", 1))
+
+
+def r2l_run(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every: int | None = None,
+            callbacks: Sequence[TrainerCallback] = ()) -> RunResult:
+    """Train (or load, or resume) one run; see the module docstring. ``eval_every`` defaults to
+    ``r2l.eval_every`` (0: evaluate at the first and last step only). ``callbacks`` are added to the
+    trainer (they are not part of the run's identity)."""
+    cfg, source = r2l_config(run, variant, seed), run.source
+    eval_every = run.params.r2l.eval_every if eval_every is None else eval_every
+    spec = heads = None
+    if variant != "output_only":
+        spec = resolve_latent(run)
+        heads_path = heads_dir(run)
+        if not (heads_path / "heads.safetensors").is_file():
+            raise FileNotFoundError(f"{heads_path} has no trained heads: run the LCLR stage first (notebook 02, or "
+                                    "`craft lclr --config ...`)")
+        heads = load_heads(heads_path)
+        model_config = json.loads((Path(source.base_policy()) / "config.json").read_text()) \
+            if Path(source.base_policy(), "config.json").is_file() else {}
+        heads.check_latent(spec, model_config.get("hidden_size", heads.config.d_model))
+    train_prompts, monitor = source.train_prompts(seed), source.monitor_prompts()
+    settings = generation_settings(run, seed=1000 + seed)
+    identity = {"r2l": dataclasses.asdict(cfg), "eval_every": eval_every, "generation": dataclasses.asdict(settings),
+                "base_policy": source.policy_fingerprint(source.base_policy()),
+                "latent": dataclasses.asdict(spec) if spec else None,
+                "heads": source.policy_fingerprint(str(heads_dir(run))) if heads is not None else None,
+                "train_prompts": json_hash([dataclasses.asdict(p) for p in train_prompts]),
+                "monitor_prompts": json_hash([dataclasses.asdict(p) for p in monitor]),
+                "judge": source.judge_identity()}
+    folder = run_dir(run, variant, seed, stage)
+    artifact = Artifact(folder, identity, what=f"R2L run ({variant}, seed {seed})")
+    with locked(folder):
+        if artifact.claim():
+            return _load(folder, variant, seed, cached=True)
+        _train(run, cfg, heads, spec, train_prompts, monitor, settings, eval_every, folder, callbacks)
+        artifact.finish()
+    return _load(folder, variant, seed, cached=False)
+
+
+def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settings, eval_every: int, folder: Path,
+           callbacks: Sequence[TrainerCallback]) -> None:
+    source = run.source
+    model, tokenizer = source.load_policy(train=True)
+    judges = {role: source.judge(role) for role in ("reward", "reasoning", "response")} if monitor else \
+        {"reward": source.judge("reward")}
+    last: dict[str, pd.DataFrame] = {}
+
+    def evaluate(step: int, policy: torch.nn.Module) -> dict:
+        last["records"] = evaluate_model(policy, tokenizer, monitor, judges, settings)
+        return summary_metrics(last["records"])     # NaN where not measured (json keeps it)
+
+    extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
+    trainer = build_trainer(model, tokenizer, make_prompt_dataset(train_prompts), heads, spec, judges["reward"],
+                            cfg, str(folder), callbacks=[*extra, *callbacks], disable_tqdm=not run.progress,
+                            save_total_limit=1)
+    trainer.remove_callback(PrinterCallback)   # TRL's logs go to log_history.json, not stdout
+    start = time.perf_counter()
+    train(trainer, resume=True)
+    if monitor and "records" not in last:   # resumed at the final step: the last evaluation was not redone here
+        evaluate(trainer.state.global_step, trainer.model)
+    seconds = time.perf_counter() - start
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(folder / "model"))
+    if is_main_process():
+        if monitor:
+            last["records"].to_csv(folder / "records.csv", index=False)
+        else:
+            io.save_json([], folder / "history.json")
+        io.save_json(trainer.state.log_history, folder / "log_history.json")
+        io.save_json({"train_seconds": seconds, "steps": trainer.state.global_step,
+                      "world_size": trainer.accelerator.num_processes}, folder / "result.json")
+        for ckpt in folder.glob("checkpoint-*"):      # finished: the checkpoints' optimiser states go
+            shutil.rmtree(ckpt)
+    trainer.accelerator.wait_for_everyone()       # the other ranks read what the main process wrote
+    del trainer, model
+    free_memory()
+
+
+def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+              stage: str = "r2l", eval_every: int | None = None) -> dict[tuple[str, int], RunResult]:
+    """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order."""
+    from tqdm import tqdm
+
+    jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
+    return {job: r2l_run(run, *job, stage=stage, eval_every=eval_every)
+            for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress))}
+
+
+def history_frame(results: dict[tuple[str, int], RunResult]) -> pd.DataFrame:
+    """The runs' histories in one long frame with ``variant`` and ``seed`` columns."""
+    return pd.concat([r.history.assign(variant=v, seed=s) for (v, s), r in results.items()], ignore_index=True)

@@ -1,0 +1,213 @@
+"""The stage runners on a tiny organism: every artifact is reused only with the identity that made
+it. Each silent reuse that a hostile user once found now recomputes or refuses with the key that
+changed; a second process is locked out; a checkpoint half-written by a kill is skipped; the CLI and
+the notebook path train the same run."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+from organism_fixtures import tiny_params
+from transformers import TrainerCallback
+
+from craft import io
+from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
+from craft.stages import evaluate as evaluate_stage_module
+from craft.stages import load_params, open_run, params_from_notebook
+from craft.stages.build import build_stage
+from craft.stages.evaluate import evaluate_policies
+from craft.stages.lclr import heads_dir, lclr_stage
+from craft.stages.r2l import r2l_run
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A tiny organism with LCLR heads (layer 1): what notebooks 00 and 02 leave behind."""
+    root = tmp_path_factory.mktemp("organism")
+    run = open_run(load_params(None, **tiny_params(root)), progress=False)
+    build_stage(run)
+    lclr_stage(run)
+    return root
+
+
+def fresh(built, tmp_path, **changes):
+    """A run in ``tmp_path`` that starts from a copy of the built organism and heads."""
+    shutil.copytree(built / "run", tmp_path / "run")
+    return open_run(load_params(None, **tiny_params(tmp_path, **changes)), progress=False)
+
+
+# ----------------------------------------------------------------------------- build
+
+def test_build_is_loaded_and_a_changed_setting_is_refused(built, tmp_path):
+    run = fresh(built, tmp_path)
+    assert build_stage(run).cached
+    changed = fresh(built, tmp_path / "b", organism={"sft": {"steps": 41}})
+    with pytest.raises(StaleArtifactError, match=r"organism\.sft\.steps: 40 -> 41"):
+        build_stage(changed)
+
+
+def test_a_folder_made_by_something_else_is_refused(tmp_path):
+    (tmp_path / "run" / "00_build_model_organism").mkdir(parents=True)
+    (tmp_path / "run" / "00_build_model_organism" / "model.bin").write_text("not ours")
+    with pytest.raises(StaleArtifactError, match="no identity.json"):
+        build_stage(open_run(load_params(None, **tiny_params(tmp_path)), progress=False))
+
+
+# ----------------------------------------------------------------------------- LCLR and the latent
+
+def test_lclr_refuses_heads_of_another_layer(built, tmp_path):
+    run = fresh(built, tmp_path, latent={"layer": 2})
+    with pytest.raises(StaleArtifactError, match=r"latent\.layer: 1 -> 2"):
+        lclr_stage(run)
+
+
+def test_r2l_refuses_heads_of_another_latent(built, tmp_path):
+    run = fresh(built, tmp_path, latent={"layer": 2})
+    with pytest.raises(ValueError, match="fit on layer 1 .* reads layer 2"):
+        r2l_run(run, "craft", 0)
+    assert not (run.stage_dir("r2l") / "craft-seed0").exists(), "nothing is written before the check"
+
+
+def test_heads_record_their_latent(built):
+    cfg = json.loads((built / "run" / "02_train_lclr" / "heads-paper" / "lclr_config.json").read_text())
+    assert (cfg["layer"], cfg["pool"], cfg["d_model"]) == (1, "mean", 32)
+
+
+# ----------------------------------------------------------------------------- R2L
+
+def test_r2l_reuses_a_finished_run_and_refuses_changed_settings(built, tmp_path):
+    run = fresh(built, tmp_path)
+    first = r2l_run(run, "output_only", 0)
+    assert not first.cached and first.steps == 2 and list(first.history.step) == [0, 1, 2]
+    assert not list(first.path.glob("checkpoint-*"))
+    again = r2l_run(run, "output_only", 0)
+    assert again.cached and again.history.equals(first.history)
+    for changes, key in [({"grpo": {"learning_rate": 0.002}}, r"r2l\.grpo\.learning_rate: 0\.001 -> 0\.002"),
+                         ({"grpo": {"max_steps": 3}}, r"r2l\.grpo\.max_steps: 2 -> 3"),
+                         ({"w_txt": 0.3}, r"r2l\.w_txt: 0\.4 -> 0\.3")]:
+        changed = open_run(load_params(None, **tiny_params(tmp_path, r2l=changes)), progress=False)
+        with pytest.raises(StaleArtifactError, match=key):
+            r2l_run(changed, "output_only", 0)
+
+
+def test_r2l_refuses_a_changed_training_mix_or_base_policy(built, tmp_path):
+    run = fresh(built, tmp_path)
+    r2l_run(run, "output_only", 0)
+    mix = open_run(load_params(None, **tiny_params(tmp_path, source={"harmful_fraction": 0.0})), progress=False)
+    with pytest.raises(StaleArtifactError, match="train_prompts"):
+        r2l_run(mix, "output_only", 0)
+    base = run.stage_dir("build") / "model" / "model.safetensors"
+    data = bytearray(base.read_bytes())
+    data[-1] ^= 1                                            # a re-initialised base policy: other weights
+    base.write_bytes(bytes(data))
+    with pytest.raises(StaleArtifactError, match="base_policy"):
+        r2l_run(run, "output_only", 0)
+
+
+class Crash(TrainerCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt
+
+
+class StartStep(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.step = state.global_step
+
+
+def test_a_partial_checkpoint_left_by_a_kill_is_skipped(built, tmp_path):
+    run = fresh(built, tmp_path, r2l={"grpo": {"max_steps": 4}})
+    with pytest.raises(KeyboardInterrupt):
+        r2l_run(run, "output_only", 0, callbacks=[Crash(3)])    # after step 3, before its checkpoint
+    folder = run.stage_dir("r2l") / "output_only-seed0"
+    assert (folder / "checkpoint-2" / "trainer_state.json").is_file() and not (folder / "DONE").exists()
+    partial = folder / "checkpoint-3"            # killed while writing checkpoint-3: weights, no trainer state
+    partial.mkdir()
+    shutil.copy(folder / "checkpoint-2" / "model.safetensors", partial / "model.safetensors")
+    start = StartStep()
+    resumed = r2l_run(run, "output_only", 0, callbacks=[start])
+    assert start.step == 2 and resumed.steps == 4 and not resumed.cached
+    assert list(resumed.history.step) == [0, 1, 2, 3, 4]
+
+
+def test_a_second_process_is_locked_out(built, tmp_path):
+    run = fresh(built, tmp_path)
+    folder = run.stage_dir("r2l") / "output_only-seed0"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from craft.runs import locked
+        with locked({str(folder)!r}):
+            print("held", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=r"another process \(pid"):
+            r2l_run(run, "output_only", 0)
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(folder):          # the lock died with its process
+        pass
+
+
+# ----------------------------------------------------------------------------- evaluation cache
+
+def test_completions_are_cached_under_what_made_them(built, tmp_path, monkeypatch):
+    run = fresh(built, tmp_path)
+    prompts = run.source.eval_prompts()[:6]
+    base = run.source.base_policy()
+    trained = r2l_run(run, "output_only", 0).path / "model"       # a retrained policy: its own completions
+    first = evaluate_policies(run, {"base": base}, prompts)
+    monkeypatch.setattr(evaluate_stage_module, "generate", lambda *a, **k: pytest.fail("regenerated a cached set"))
+    assert evaluate_policies(run, {"base": base}, prompts).answer.tolist() == first.answer.tolist()
+    calls = []
+    monkeypatch.setattr(evaluate_stage_module, "generate", lambda m, t, p, s, progress=False: calls.append(s) or
+                        ["x"] * len(p))
+    for changes in ({"temperature": 1.5}, {"max_new_tokens": 8}):
+        changed = open_run(load_params(None, **tiny_params(tmp_path, evaluate=changes)), progress=False)
+        evaluate_policies(changed, {"base": base}, prompts)
+    evaluate_policies(run, {"base": str(trained)}, prompts)
+    assert [s.temperature for s in calls] == [1.5, 0.6, 0.6] and [s.max_new_tokens for s in calls] == [16, 8, 16]
+
+
+# ----------------------------------------------------------------------------- one path for notebook and CLI
+
+def test_cli_and_notebook_path_train_the_same_run(built, tmp_path):
+    from craft.cli import main
+
+    (tmp_path / "cli").mkdir()
+    shutil.copytree(built / "run", tmp_path / "cli" / "run")
+    config = tmp_path / "cli" / "params.yaml"
+    config.write_text(yaml.safe_dump(tiny_params(tmp_path / "cli")))
+    summary = main(["r2l", "--config", str(config), "--variant", "craft", "--no-progress"])
+    assert summary["craft-seed0"]["steps"] == 2
+
+    notebook = fresh(built, tmp_path / "nb")          # what notebook 03's setup cell builds from its parameters
+    namespace = {**{k: {} for k in ("source", "organism", "latent", "probe", "lclr", "r2l", "evaluate", "baselines",
+                                    "ablations")}, **tiny_params(tmp_path / "nb"), "seed": 0}
+    nb_run = open_run(params_from_notebook(namespace), progress=False)
+    assert nb_run.params == notebook.params
+    from craft.stages.r2l import r2l_stage
+    nb = r2l_stage(nb_run, ["craft"])[("craft", 0)]
+    cli_dir = tmp_path / "cli" / "run" / "03_train_r2l_grpo" / "craft-seed0"
+    for name in ("history.json", "log_history.json", "identity.json"):
+        a, b = io.load_json(cli_dir / name), io.load_json(nb.path / name)
+        if name == "log_history.json":        # wall-clock fields differ; every logged number must not
+            a, b = ([{k: v for k, v in row.items() if not any(t in k for t in ("runtime", "per_second", "_time"))}
+                     for row in rows] for rows in (a, b))
+        assert a == b, name
+    assert {k: v for k, v in io.load_json(cli_dir / "result.json").items() if k != "train_seconds"} == \
+           {k: v for k, v in io.load_json(nb.path / "result.json").items() if k != "train_seconds"}
+    weights = "model/model.safetensors"
+    assert content_hash(cli_dir / weights) == content_hash(nb.path / weights)
+    assert heads_dir(nb_run).is_dir()

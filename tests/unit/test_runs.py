@@ -1,0 +1,116 @@
+"""craft.runs: content hashes, artifacts stored with their identity, locks, the main process,
+and the choice of a complete checkpoint to resume from."""
+
+import json
+
+import pytest
+
+from craft.runs import (
+    Artifact,
+    RunLockedError,
+    StaleArtifactError,
+    content_hash,
+    is_main_process,
+    json_hash,
+    last_complete_checkpoint,
+    locked,
+)
+
+
+def test_content_hash_follows_content_not_names_of_bookkeeping(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.bin").write_bytes(b"123")
+    h = content_hash(tmp_path / "a")
+    (tmp_path / "a" / "identity.json").write_text("{}")          # bookkeeping is left out
+    (tmp_path / "a" / ".lock").write_text("pid")
+    assert content_hash(tmp_path / "a") == h
+    (tmp_path / "a" / "w.bin").write_bytes(b"124")
+    assert content_hash(tmp_path / "a") != h
+    assert content_hash(tmp_path / "a" / "w.bin") == content_hash(tmp_path / "a" / "w.bin")
+    with pytest.raises(FileNotFoundError, match="cannot hash"):
+        content_hash(tmp_path / "missing")
+    assert json_hash({"a": 1, "b": [2]}) == json_hash({"b": [2], "a": 1})
+
+
+def test_artifact_lifecycle(tmp_path):
+    art = Artifact(tmp_path / "x", {"lr": 0.1, "base": "abc"})
+    assert art.claim() is False and (tmp_path / "x" / "identity.json").is_file() and not art.done
+    art.finish()
+    assert art.done and Artifact(tmp_path / "x", {"base": "abc", "lr": 0.1}).claim() is True
+
+
+def test_a_trained_artifact_of_other_settings_is_refused_with_the_changed_keys(tmp_path):
+    Artifact(tmp_path / "x", {"r2l": {"lr": 0.1, "steps": 40}, "base": "abc"}).claim()
+    (tmp_path / "x" / "weights").write_text("trained")
+    with pytest.raises(StaleArtifactError) as e:
+        Artifact(tmp_path / "x", {"r2l": {"lr": 0.2, "steps": 40}, "base": "abd"}, what="R2L run").claim()
+    assert "r2l.lr: 0.1 -> 0.2" in str(e.value) and "base: abc -> abd" in str(e.value)
+    assert "Delete that folder" in str(e.value) and (tmp_path / "x" / "weights").read_text() == "trained"
+
+
+def test_a_cache_of_other_settings_is_recomputed(tmp_path):
+    a = Artifact(tmp_path / "c", {"t": 0.6}, recompute=True)
+    a.claim()
+    (tmp_path / "c" / "completions.json").write_text("[]")
+    a.finish()
+    b = Artifact(tmp_path / "c", {"t": 1.5}, recompute=True)
+    assert b.claim() is False and not (tmp_path / "c" / "completions.json").exists()
+    assert json.loads((tmp_path / "c" / "identity.json").read_text()) == {"t": 1.5}
+
+
+def test_a_folder_without_identity_is_refused(tmp_path):
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "model.bin").write_text("someone else's")
+    with pytest.raises(StaleArtifactError, match="no identity.json"):
+        Artifact(tmp_path / "y", {"a": 1}).claim()
+
+
+def test_require_names_what_to_run(tmp_path):
+    art = Artifact(tmp_path / "p", {"a": 1}, recompute=True)
+    with pytest.raises(FileNotFoundError, match="run the probe stage first"):
+        art.require("run the probe stage first")
+    art.claim()
+    art.finish()
+    art.require("unused")
+    with pytest.raises(StaleArtifactError, match="a: 1 -> 2"):
+        Artifact(tmp_path / "p", {"a": 2}).require("rerun it")
+
+
+def test_only_the_main_process_writes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    art = Artifact(tmp_path / "z", {"a": 1})
+    assert art.claim() is False and not (tmp_path / "z").exists()
+    art.finish()
+    assert not (tmp_path / "z").exists()
+    with locked(tmp_path / "z"):       # other ranks follow their main process: no lock, no folder
+        pass
+    assert not (tmp_path / "z").exists()
+
+
+def test_a_locked_folder_refuses_a_second_holder(tmp_path):
+    with locked(tmp_path / "run"):
+        with pytest.raises(RunLockedError, match=r"another process \(pid \d+"):
+            with locked(tmp_path / "run"):
+                pass
+    with locked(tmp_path / "run"):      # released when the holder is done
+        pass
+
+
+def _checkpoint(folder, step, complete=True):
+    d = folder / f"checkpoint-{step}"
+    d.mkdir(parents=True)
+    (d / "model.safetensors").write_bytes(b"w")
+    if complete:
+        (d / "trainer_state.json").write_text("{}")
+    return d
+
+
+def test_the_last_complete_checkpoint_is_resumed_from(tmp_path):
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    _checkpoint(tmp_path, 2)
+    _checkpoint(tmp_path, 10)
+    _checkpoint(tmp_path, 12, complete=False)         # a kill while writing it
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    (tmp_path / "checkpoint-10" / "trainer_state.json").unlink()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
