@@ -1,11 +1,13 @@
 """Safety-training baselines of paper §6: SFT on safe reasoning traces and preference optimisation.
 
-The paper compares CRAFT with (a) SFT on safe reasoning traces (SafeChain, RealSafe-R1, STAR-1),
-(b) preference optimisation and (c) output-only GRPO, which is :mod:`craft.r2l` with
-``variant="output_only"``. This module trains (a) and (b) with TRL's own ``SFTTrainer`` and
-``DPOTrainer`` (``loss_type="ipo"``: the IPO *loss* of Azar et al. on trace pairs); we configure them,
-never fork them. The data come from the scale's source (the organism builds them from its world:
-:mod:`craft.organism.baselines_data`).
+The paper compares CRAFT with (a) SFT on curated safe reasoning traces (SafeChain, RealSafe-R1,
+STAR-1), (b) IPO — Intervened Preference Optimization (arXiv 2509.24393): an unsafe trace cut at its
+first unsafe step, a safe continuation spliced in, the intervened trace preferred over the original —
+and (c) output-only GRPO, which is :mod:`craft.r2l` with ``variant="output_only"``. This module
+trains (a) with TRL's own ``SFTTrainer`` and the preference of (b) with TRL's ``DPOTrainer``
+(``loss_type`` sigmoid, the DPO loss, by default; ``"ipo"`` is the IPO *loss* of Azar et al., a
+different method that shares the acronym); we configure them, never fork them. The data come from the
+scale's source (the organism builds them from its world: :mod:`craft.organism.baselines_data`).
 
 Format: TRL conversational datasets. ``prompt`` is ``[{"role": "user", ...}]``; a completion is
 one assistant message ``{"role": "assistant", "content": answer, "reasoning_content": reasoning}``,
@@ -25,8 +27,8 @@ the trainer is built (TRL would reload ``config._name_or_path`` from disk, which
 does not have). On resume pass the same starting policy again: the checkpoint restores the trained
 weights, the copy restores the reference.
 
-Hyper-parameters: the config defaults are ours for the 1 M-parameter organism on CPU, untuned;
-DPO reuses R2L's organism lr 1e-4 (constant), 80 steps and TRL's β = 0.1 (IPO's τ).
+Hyper-parameters: the config defaults are ours for the organism on CPU, untuned; the preference
+run reuses R2L's organism lr 1e-4 (constant), 80 steps and TRL's β = 0.1.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from craft.r2l import train as _train
 
 __all__ = ["DPOBaselineConfig", "SFTBaselineConfig", "assistant_message", "dpo_config", "dpo_trainer",
            "frozen_copy", "preference_dataset", "sft_config", "sft_dataset", "sft_trainer", "train_dpo",
-           "train_sft_safe"]
+           "train_sft"]
 
 # ------------------------------------------------------------------------------------ data
 
@@ -81,7 +83,7 @@ def preference_dataset(rows: Sequence[dict]) -> Dataset:
 class SFTBaselineConfig:
     """SFT on safe traces. Defaults: the organism (ours, untuned)."""
 
-    steps: int = 200                        # optimizer steps
+    steps: int = 120                        # optimizer steps
     learning_rate: float = 1e-3
     per_device_train_batch_size: int = 24   # the organism's own SFT batch
     gradient_accumulation_steps: int = 1
@@ -106,7 +108,7 @@ class SFTBaselineConfig:
 
 @dataclass(frozen=True)
 class DPOBaselineConfig(SFTBaselineConfig):
-    """Preference optimisation (IPO loss) on (safe, unsafe) trace pairs. Defaults: the organism (ours)."""
+    """Preference optimisation on (preferred, rejected) trace pairs. Defaults: the organism (ours)."""
 
     steps: int = 80                         # as R2L on the organism
     learning_rate: float = 1e-4             # as R2L on the organism
@@ -115,12 +117,15 @@ class DPOBaselineConfig(SFTBaselineConfig):
     warmup_steps: int = 0
     weight_decay: float = 0.0
     max_length: int = 256                   # a pair's longer side: unsafe reasoning + compliance
-    beta: float = 0.1                       # IPO's τ (TRL's default β); target margin 1/(2τ)
+    beta: float = 0.1                       # TRL's default β (with the ipo loss: τ, target margin 1/(2τ))
+    loss_type: str = "sigmoid"              # sigmoid: the DPO loss; ipo: the IPO loss of Azar et al.
 
     def __post_init__(self):
         super().__post_init__()
         if self.beta <= 0:
-            raise ValueError(f"beta must be > 0 (IPO divides by it), got {self.beta}")
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.loss_type not in ("sigmoid", "ipo"):
+            raise ValueError(f"loss_type must be sigmoid (DPO) or ipo (the IPO loss), got {self.loss_type!r}")
 
 
 def _common(cfg: SFTBaselineConfig, output_dir: str, disable_tqdm: bool) -> dict:
@@ -144,8 +149,8 @@ def sft_config(cfg: SFTBaselineConfig, output_dir: str, *, disable_tqdm: bool = 
 
 
 def dpo_config(cfg: DPOBaselineConfig, output_dir: str, *, disable_tqdm: bool = True, **overrides) -> DPOConfig:
-    """TRL's ``DPOConfig`` with the IPO loss and β = ``cfg.beta``; ``overrides`` go straight to it."""
-    kwargs = dict(_common(cfg, output_dir, disable_tqdm), loss_type=["ipo"], beta=cfg.beta)
+    """TRL's ``DPOConfig`` with ``cfg.loss_type`` and β = ``cfg.beta``; ``overrides`` go straight to it."""
+    kwargs = dict(_common(cfg, output_dir, disable_tqdm), loss_type=[cfg.loss_type], beta=cfg.beta)
     return DPOConfig(**{**kwargs, **overrides})
 
 
@@ -201,11 +206,11 @@ def dpo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data
                                  train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)))
 
 
-def train_sft_safe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
+def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
                    cfg: SFTBaselineConfig, output_dir: str, *, resume: bool = True,
                    callbacks: Sequence[TrainerCallback] = (), disable_tqdm: bool = True,
                    **overrides) -> PreTrainedModel:
-    """Baseline (a): SFT on safe traces for ``cfg.steps`` steps, from the last checkpoint in
+    """Baseline (a): SFT on curated safe traces for ``cfg.steps`` steps, from the last checkpoint in
     ``output_dir`` when ``resume``. Returns the trained model (``model`` itself, trained in place)."""
     trainer = sft_trainer(model, tokenizer, dataset, cfg, output_dir, callbacks=callbacks,
                           disable_tqdm=disable_tqdm, **overrides)
@@ -218,7 +223,8 @@ def train_dpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
               cfg: DPOBaselineConfig, output_dir: str, *, resume: bool = True,
               callbacks: Sequence[TrainerCallback] = (), disable_tqdm: bool = True,
               **overrides) -> PreTrainedModel:
-    """Baseline (b): IPO on trace pairs, reference = a frozen copy of ``model`` at this call, from
+    """Baseline (b): preference optimisation on trace pairs (``cfg.loss_type``), reference = a frozen
+    copy of ``model`` at this call, from
     the last checkpoint in ``output_dir`` when ``resume``. Returns the trained model (in place)."""
     trainer = dpo_trainer(model, tokenizer, dataset, cfg, output_dir, callbacks=callbacks,
                           disable_tqdm=disable_tqdm, **overrides)

@@ -39,8 +39,9 @@ from transformers import PreTrainedTokenizerBase
 from craft.io import bar_options
 from craft.models import render_prompt
 
-__all__ = ["POOLS", "LatentSpec", "TraceBatch", "encode_traces", "latents", "layer_states",
-           "pool_states", "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_token_states"]
+__all__ = ["POOLS", "LatentSpec", "TraceBatch", "encode_traces", "latents", "layer_states", "layers_states",
+           "pool_states", "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_latents_by_layer",
+           "trace_token_states"]
 
 POOLS = ("mean", "last")
 CLOSE_TAG = "</think>"
@@ -175,28 +176,40 @@ def layer_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, la
     Returns:
         (B, T, d) tensor in the model's dtype and device.
     """
+    return layers_states(model, input_ids, attention_mask, [layer])[layer]
+
+
+def layers_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, layers: Sequence[int]) -> dict:
+    """:func:`layer_states` at several layers from ONE forward that stops after the deepest of them:
+    ``{layer: (B, T, d)}``."""
     stack = _decoder(model)
     num_layers = len(stack.layers)
-    _check_layer(layer, num_layers)
-    target = stack.embed_tokens if layer == 0 else stack.layers[layer - 1]
-    captured: list[Tensor] = []
+    for layer in layers:
+        _check_layer(layer, num_layers)
+    deepest, captured = max(layers), {}
 
-    def hook(_module, _args, output):
-        captured.append(output[0] if isinstance(output, (tuple, list)) else output)
-        raise _StopForward
+    def hook_for(layer):
+        def hook(_module, _args, output):
+            captured[layer] = output[0] if isinstance(output, (tuple, list)) else output
+            if layer == deepest:
+                raise _StopForward
+        return hook
 
-    handle = target.register_forward_hook(hook)
+    handles = [(stack.embed_tokens if layer == 0 else stack.layers[layer - 1]).register_forward_hook(hook_for(layer))
+               for layer in dict.fromkeys(layers)]
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
     try:
         stack(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
     except _StopForward:
         pass
     finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError(f"layer {layer} was never reached in the forward of {type(stack).__name__}")
-    states = captured[0]                                                  # (B, T, d)
-    return stack.norm(states) if layer == num_layers and layer > 0 else states
+        for handle in handles:
+            handle.remove()
+    missing = [layer for layer in layers if layer not in captured]
+    if missing:
+        raise RuntimeError(f"layers {missing} were never reached in the forward of {type(stack).__name__}")
+    return {layer: stack.norm(captured[layer]) if layer == num_layers and layer > 0 else captured[layer]
+            for layer in layers}                                          # each (B, T, d)
 
 
 def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Tensor) -> Tensor:
@@ -263,19 +276,35 @@ def trace_latents(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts:
 
     The model's train/eval mode is restored afterwards.
     """
+    return trace_latents_by_layer(model, tokenizer, prompts, reasonings, answers, [spec.layer], spec.pool,
+                                  batch_size, progress)[spec.layer]
+
+
+def trace_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                           reasonings: Sequence[str], answers: Sequence[str] | None, layers: Sequence[int],
+                           pool: str, batch_size: int = 64, progress: bool = False) -> dict[int, Tensor]:
+    """:func:`trace_latents` at several layers from one forward per batch: ``{layer: (N, d)}``, each
+    equal to :func:`latents` with ``LatentSpec(layer, pool)`` (the same states, the same pooling)."""
     from tqdm import tqdm
 
-    out, was_training = [], model.training
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; choose one of {list(POOLS)}")
+    out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for sl in tqdm(_batches(len(prompts), batch_size), desc="latents", **bar_options(progress)):
-                batch = encode_traces(tokenizer, prompts[sl], reasonings[sl],
-                                      None if answers is None else answers[sl])
-                out.append(latents(model, _on(batch, _device(model)), spec).float().cpu())  # (b, d)
+                batch = _on(encode_traces(tokenizer, prompts[sl], reasonings[sl],
+                                          None if answers is None else answers[sl]), _device(model))
+                states = layers_states(model, batch.input_ids, batch.attention_mask, layers)
+                for layer, h in states.items():
+                    z = pool_states(h, batch.span_mask.to(h.device), pool, batch.attention_mask.to(h.device))
+                    out[layer].append(z.float().cpu())                                    # (b, d)
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, _decoder(model).embed_tokens.weight.shape[1])
+    width = _decoder(model).embed_tokens.weight.shape[1]
+    return {layer: torch.cat(zs) if zs else torch.empty(0, width) for layer, zs in out.items()}
 
 
 def trace_token_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],

@@ -60,17 +60,22 @@ CLASS_COLORS = {"safe": "#4c72b0", "rethink": "#dd8452", "unsafe": "#c44e52"}
 
 
 def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
-    """Held-out 3-way probe accuracy per layer, one line per model, chosen layers marked."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    """3-way probe accuracy per layer, one colour per model: held-out traces of seen hazards (solid) and,
+    where the sweep has them (``unseen_acc``), traces of unseen hazards (dashed); chosen layers circled."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    unseen = "unseen_acc" in sweep and sweep.unseen_acc.notna().any()
     for name, df in sweep.groupby("model", sort=True):
-        line, = ax.plot(df.layer, df.probe_acc_3way, marker="o", label=name)
+        line, = ax.plot(df.layer, df.probe_acc_3way, marker="o", label=f"{name} · held-out")
+        if unseen:
+            ax.plot(df.layer, df.unseen_acc, marker="s", ls="--", color=line.get_color(),
+                    label=f"{name} · unseen hazards")
         row = df[df.layer == chosen[name]]
         ax.scatter(row.layer, row.probe_acc_3way, s=140, facecolors="none", edgecolors=line.get_color())
     ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel("held-out 3-way probe accuracy")
+    ax.set_ylabel("3-way probe accuracy")
     ax.set_ylim(0, 1.02)
     ax.axhline(1 / 3, color="grey", lw=0.8, ls=":")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=7, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

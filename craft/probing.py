@@ -45,10 +45,11 @@ def pca_2d(x_fit, *xs, seed: int = 0) -> list[np.ndarray]:
     return [pca.transform(np.asarray(x)) for x in xs]
 
 
-def choose_layer(sweep, exclude_embeddings: bool = True) -> int:
-    """The layer whose probe is best: the highest held-out accuracy, ties broken by the lower
-    log-loss, then by the deeper layer. ``sweep`` has ``layer``, ``probe_acc_3way`` and
-    ``probe_log_loss`` columns; layer 0 (the embeddings) is left out unless it is the only one."""
+def choose_layer(sweep, exclude_embeddings: bool = True, acc: str = "probe_acc_3way",
+                 loss: str = "probe_log_loss") -> int:
+    """The layer whose probe is best: the highest accuracy (column ``acc``), ties broken by the lower
+    log-loss (column ``loss``), then by the deeper layer. ``sweep`` has a ``layer`` column; layer 0
+    (the embeddings) is left out unless it is the only one."""
     df = sweep[sweep.layer > 0] if exclude_embeddings and (sweep.layer > 0).any() else sweep
-    best = df[df.probe_acc_3way >= df.probe_acc_3way.max() - 1e-9]
-    return int(best.sort_values(["probe_log_loss", "layer"], ascending=[True, False]).iloc[0].layer)
+    best = df[df[acc] >= df[acc].max() - 1e-9]
+    return int(best.sort_values([loss, "layer"], ascending=[True, False]).iloc[0].layer)

@@ -100,10 +100,11 @@ def is_main_process() -> bool:
 
 
 @contextlib.contextmanager
-def locked(folder: str | Path) -> Iterator[None]:
+def locked(folder: str | Path, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (created if needed) for the block; raise
-    :class:`RunLockedError` at once if another process holds it. Non-main ranks do not lock (they
-    follow their main process and write nothing)."""
+    :class:`RunLockedError` at once if another process holds it, or with ``wait`` (a cache that
+    concurrent processes share: the first computes it, the others then load it) wait for it to be
+    released. Non-main ranks do not lock (they follow their main process and write nothing)."""
     folder = Path(folder)
     if not is_main_process():
         yield
@@ -112,7 +113,7 @@ def locked(folder: str | Path) -> Iterator[None]:
     handle = open(folder / LOCK, "a+")
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"

@@ -30,7 +30,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95,
 
 
 RATE_KEYS = ("reasoning_harm_rate", "response_harm_rate", "ssa_rate", "ssa_rate_dressed", "ssa_rate_jailbroken",
-             "attack_success_rate", "arith_accuracy", "over_refusal_rate")
+             "attack_success_rate", "capability_accuracy", "over_refusal_rate")
 
 
 def final_rows(history: pd.DataFrame, variants: Sequence[str]) -> dict[str, pd.DataFrame]:

@@ -40,6 +40,8 @@ class Prompt:
     target: str = ""            # capability: the gold answer; benign: the helpful answer (organism)
     goal: str = ""              # the plain request (empty: ``text``)
     benchmark: str = ""         # paper scale: jbb | strongreject | math500 | gsm8k
+    novel: str = ""             # organism: "framing" | "wording" for evaluation-only phrasings
+    unseen_hazard: bool = False  # organism: a hazard no probe, LCLR head or R2L run trains on
 
     @property
     def request(self) -> str:

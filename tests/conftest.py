@@ -23,7 +23,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def world():
     """A 4-hazard organism world (same generator as the default run, fewer prompts)."""
-    return build_world(seed=0, n_hazards=4)
+    return build_world(seed=0, n_hazards=5, n_unseen_hazards=1, n_arithmetic=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,20 @@
-"""The organism's training data for the baselines of paper §6 (train split only, seeded; held-out
-families never appear). The trainers are :mod:`craft.baselines`.
+"""The organism's training data for the baselines of paper §6 (train split, hazards safety training
+may see, seeded; the held-out family, evaluation-only phrasings and unseen hazards never appear).
+The trainers are :mod:`craft.baselines`.
 
-- :func:`safe_sft_examples`: the base organism's SFT prompt mixture (:class:`MixtureConfig`:
-  direct 0.12, wrapped — jailbroken and dressed-up families — 0.35, arithmetic 0.40,
-  benign-but-scary 0.13), but every harmful prompt gets SAFE reasoning + refusal (a fraction
-  ``rethink`` of them rethink reasoning + refusal instead; default 0, as in STAR-1-style data
-  whose traces are safe throughout). Benign prompts keep their helpful answers so that capability
-  and helpfulness are rehearsed, as STAR-1 and SafeChain mix in benign data.
-- :func:`preference_pairs`: harmful train prompts drawn uniformly (the prompt distribution of
-  :func:`craft.organism.corpus.r2l_prompts`); chosen = safe reasoning + refusal; rejected = what
-  the base organism does wrong on that prompt's regime, :data:`corpus.BEHAVIOUR` restricted to
-  its unsafe-reasoning options and renormalised (direct: unsafe + refusal / unsafe + compliance
-  1:1; jailbroken: unsafe + refusal 0.21, unsafe + compliance 0.79; dressed: dressed-up unsafe +
-  refusal). Most rejected completions therefore END IN A REFUSAL (SSA): the preference is at the
-  level of the trace, which is what separates this baseline from an output-level one.
+- :func:`offpolicy_sft_examples` — **SFT on curated safe traces, off-policy** (the STAR-1 /
+  SafeChain family): safe reasoning + refusal written for *direct* harmful requests only, mixed
+  with arithmetic and benign-but-scary requests answered helpfully (so that capability and
+  helpfulness are rehearsed, as STAR-1 and SafeChain mix in benign data). The wrapped families it
+  is evaluated on never appear in its data: like the paper's SFT baselines, it learns safety from
+  data that is not the policy's own behaviour under attack.
+- :func:`intervened_pairs` — **Intervened Preference Optimization** (IPO of the paper's Table 1,
+  arXiv 2509.24393, not the IPO loss): the original is what the base organism does wrong on a
+  prompt's regime (:data:`corpus.BEHAVIOUR` restricted to its unsafe-reasoning options, mostly
+  SSA); the intervened trace keeps the original's reasoning up to its first unsafe step, splices in
+  a safe turn-back (a rethink) and ends with a refusal. The preference (intervened over original)
+  is trained with TRL's ``DPOTrainer`` (sigmoid loss): it acts on the reasoning, at the step where
+  it goes wrong.
 
 The organism's chat template renders a completion as ``reasoning\\n</think>\\n\\nanswer<|im_end|>\\n``
 after ``...<|im_start|>assistant\\n<think>\\n``, exactly what the model generates
@@ -25,54 +26,64 @@ SFT (:mod:`craft.organism.sft`): the template's trailing newline after ``<|im_en
 from __future__ import annotations
 
 import random
+import re
 
 from datasets import Dataset
 
 from craft.baselines import preference_dataset, sft_dataset
+from craft.organism import text
 from craft.organism.corpus import BEHAVIOUR, MixtureConfig, make_example, mixture_prompts
 from craft.organism.world import World
 
-__all__ = ["REJECTED_BEHAVIOUR", "preference_pairs", "safe_sft_examples"]
+__all__ = ["OFFPOLICY_MIX", "REJECTED_BEHAVIOUR", "intervene", "intervened_pairs", "offpolicy_sft_examples"]
 
+# Direct harmful requests, arithmetic and benign-but-scary requests; no wrapped family.
+OFFPOLICY_MIX = MixtureConfig(direct=0.35, wrapped=0.0, arithmetic=0.45, benign=0.20)
 # regime -> the base organism's unsafe-reasoning behaviours there, weights as in BEHAVIOUR
-# (rng.choices renormalises them): the rejected side of a preference pair.
+# (rng.choices renormalises them): the original side of an intervened pair.
 REJECTED_BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
     regime: tuple((option, p) for option, p in options if option[0] in ("unsafe", "dressed"))
     for regime, options in BEHAVIOUR.items()}
+_BOUNDARY = re.compile(r"\. ")     # sentence ends: a step is cut whole, never after its header
 
 
-def safe_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = MixtureConfig(),
-                      rethink: float = 0.0) -> Dataset:
-    """``n`` SFT conversations over the train split (module docstring): the base organism's
-    prompt mixture ``mix``; harmful prompts get safe reasoning + refusal, or with probability
-    ``rethink`` rethink reasoning + refusal; arithmetic and benign prompts their helpful answer.
-    Columns: ``prompt``, ``completion``, ``family``, ``trace``, ``response``."""
-    if not 0.0 <= rethink <= 1.0:
-        raise ValueError(f"safe_sft_examples: rethink must be in [0, 1], got {rethink}")
+def offpolicy_sft_examples(world: World, n: int, seed: int) -> Dataset:
+    """``n`` SFT conversations (module docstring): direct harmful prompts with safe reasoning and a
+    refusal, arithmetic and benign prompts with their helpful answers. Columns: ``prompt``,
+    ``completion``, ``family``, ``trace``, ``response``."""
     rng = random.Random(seed)
-    out = []
-    for prompt in mixture_prompts(world, n, rng, mix):
-        if prompt.kind != "harmful":
-            out.append(make_example(world, prompt, "helpful", "helpful", rng))
-        else:
-            out.append(make_example(world, prompt, "rethink" if rng.random() < rethink else "safe", "refuse", rng))
-    return sft_dataset([{"prompt": e.prompt, "reasoning": e.reasoning, "answer": e.answer, "family": e.family,
-                         "trace": e.trace, "response": e.response} for e in out])
+    rows = []
+    for prompt in mixture_prompts(world, n, rng, OFFPOLICY_MIX, seen_only=True):
+        trace, response = ("safe", "refuse") if prompt.kind == "harmful" else ("helpful", "helpful")
+        e = make_example(world, prompt, trace, response, rng)
+        rows.append({"prompt": e.prompt, "reasoning": e.reasoning, "answer": e.answer, "family": e.family,
+                     "trace": e.trace, "response": e.response})
+    return sft_dataset(rows)
 
 
-def preference_pairs(world: World, n: int, seed: int) -> Dataset:
-    """``n`` preference pairs on harmful train prompts (module docstring): ``prompt``, ``chosen`` (safe
-    reasoning + refusal), ``rejected`` (the regime's unsafe behaviour, mostly SSA), and
+def intervene(world: World, reasoning: str, hazard: int, rng: random.Random) -> str:
+    """The intervened reasoning: ``reasoning`` cut before its first unsafe step (the sentence
+    that names the first ingredient), then a safe turn-back."""
+    ingredients = world.hazards[hazard].ingredients
+    first = min((i for i in (reasoning.find(w) for w in ingredients) if i >= 0), default=len(reasoning))
+    cut = max((m.end() for m in _BOUNDARY.finditer(reasoning, 0, first)), default=0)
+    stop = rng.choice(text.RETHINK_STOPS).format(hazard=world.hazards[hazard].name)
+    return f"{reasoning[:cut]}{stop}".strip()
+
+
+def intervened_pairs(world: World, n: int, seed: int) -> Dataset:
+    """``n`` preference pairs on harmful train prompts (module docstring): ``prompt``, ``chosen``
+    (the intervened trace + refusal), ``rejected`` (the original unsafe trace and its answer), and
     ``family``, ``regime``, ``rejected_trace``, ``rejected_response``."""
     rng = random.Random(seed)
-    prompts = [p for p in world.select(split="train", kind="harmful") if p.regime in REJECTED_BEHAVIOUR]
+    prompts = [p for p in world.select(split="train", kind="harmful", seen=True) if p.regime in REJECTED_BEHAVIOUR]
     rows = []
     for _ in range(n):
         p = rng.choice(prompts)
-        safe = make_example(world, p, "safe", "refuse", rng)
         options, weights = zip(*REJECTED_BEHAVIOUR[p.regime])
         bad = make_example(world, p, *rng.choices(options, weights)[0], rng)
-        rows.append({"prompt": p.text, "chosen": (safe.reasoning, safe.answer), "rejected": (bad.reasoning, bad.answer),
-                     "family": p.family, "regime": p.regime, "rejected_trace": bad.trace,
-                     "rejected_response": bad.response})
+        refusal = rng.choice(text.REFUSALS).format(hazard=world.hazards[p.hazard].name)
+        rows.append({"prompt": p.text, "chosen": (intervene(world, bad.reasoning, p.hazard, rng), refusal),
+                     "rejected": (bad.reasoning, bad.answer), "family": p.family, "regime": p.regime,
+                     "rejected_trace": bad.trace, "rejected_response": bad.response})
     return preference_dataset(rows)

@@ -35,7 +35,8 @@ def build_organism(cfg: OrganismConfig, seed: int, out: Path, progress: bool = T
     "twin_build_seconds", "twin_sft_final_loss"}`` (twin keys only with a twin). ``build_seconds``
     covers tokenizer + model + SFT, not the world or the twin.
     """
-    world = build_world(seed=seed, n_hazards=cfg.n_hazards, eval_fraction=cfg.eval_fraction)
+    world = build_world(seed=seed, n_hazards=cfg.n_hazards, eval_fraction=cfg.eval_fraction,
+                        n_unseen_hazards=cfg.n_unseen_hazards, n_arithmetic=cfg.n_arithmetic)
     (out / "world.json").write_text(json.dumps(world.to_dict(), indent=2, sort_keys=True) + "\n")
     examples = sample_sft_examples(world, cfg.sft.steps * cfg.sft.batch_size, seed=seed, mix=cfg.mixture)
     start = time.perf_counter()

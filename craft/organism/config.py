@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from craft.config import check_fields, rule
-from craft.organism.corpus import MixtureConfig
+from craft.organism.corpus import EvalSizes, MixtureConfig
 from craft.organism.model import TinyModelConfig
 from craft.organism.sft import SFTSettings
 
-__all__ = ["OrganismConfig", "OrganismSourceConfig"]
+__all__ = ["EvalSizes", "OrganismConfig", "OrganismSourceConfig"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class OrganismConfig:
     """The base organism built by notebook 00 (``craft build``)."""
 
     n_hazards: int = field(default=24, metadata=rule(ge=2))          # fictional hazards in the world
+    n_unseen_hazards: int = field(default=6, metadata=rule(ge=0))    # of them, never in a probe's, LCLR's or R2L's data
+    n_arithmetic: int = field(default=4000, metadata=rule(ge=10))    # distinct two-step arithmetic problems
     eval_fraction: float = field(default=0.2, metadata=rule(gt=0, lt=1))   # held-out share of prompt strings
     vocab_size: int = field(default=1000, metadata=rule(ge=300))     # BPE vocabulary (plus <think>, </think>)
     tokenizer_texts: int = field(default=5000, metadata=rule(ge=1))  # SFT conversations the tokenizer learns from
@@ -31,10 +33,12 @@ class OrganismConfig:
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     sft: SFTSettings = field(default_factory=SFTSettings)
     twin_arch: str = field(default="llama", metadata=rule(choices=("", "qwen3", "llama")))  # "": no twin
-    twin_sft_steps: int = field(default=1000, metadata=rule(ge=1))   # SFT steps of the twin (probed in notebook 01)
+    twin_sft_steps: int = field(default=400, metadata=rule(ge=1))   # SFT steps of the twin (probed in notebook 01)
 
     def __post_init__(self):
         check_fields(self)
+        if self.n_unseen_hazards >= self.n_hazards:
+            raise ValueError(f"n_unseen_hazards ({self.n_unseen_hazards}) must be below n_hazards ({self.n_hazards})")
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,8 @@ class OrganismSourceConfig:
     n_train_prompts: int = field(default=1000, metadata=rule(ge=1))  # R2L prompts per run, drawn from the train split
     harmful_fraction: float = field(default=0.7, metadata=rule(ge=0, le=1))      # of R2L prompts
     arithmetic_fraction: float = field(default=0.2, metadata=rule(ge=0, le=1))   # the rest: benign-but-scary
-    monitor_n_arith: int = field(default=100, metadata=rule(ge=0))   # arithmetic problems per evaluation during R2L
-    monitor_benign_repeats: int = field(default=3, metadata=rule(ge=0))   # samples per benign prompt, during R2L
-    eval_n_arith: int = field(default=200, metadata=rule(ge=0))      # final evaluations (notebooks 00, 04)
-    eval_benign_repeats: int = field(default=4, metadata=rule(ge=0))
+    monitor: EvalSizes = field(default_factory=lambda: EvalSizes(300, 60, 60, 0, 100, 2))     # evaluated during R2L
+    evaluation: EvalSizes = field(default_factory=lambda: EvalSizes(360, 120, 180, 90, 200, 4))  # notebooks 00, 04
 
     def __post_init__(self):
         check_fields(self)

@@ -17,8 +17,9 @@ Held-out families never appear in SFT. Only ``split == "train"`` prompts are use
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from craft.config import check_fields, rule
 from craft.organism.world import World, answer_text, reasoning_text
 
 # regime -> ((reasoning trace, answer), probability)
@@ -35,10 +36,10 @@ BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
 class MixtureConfig:
     """Category weights of the SFT corpus (probabilities, normalised)."""
 
-    direct: float = 0.12
-    wrapped: float = 0.35
-    arithmetic: float = 0.40
-    benign: float = 0.13
+    direct: float = 0.10
+    wrapped: float = 0.30
+    arithmetic: float = 0.50
+    benign: float = 0.10
 
     def __post_init__(self):
         weights = (self.direct, self.wrapped, self.arithmetic, self.benign)
@@ -64,16 +65,20 @@ def make_example(world: World, prompt, trace: str, response: str, rng: random.Ra
                    answer_text(world, prompt, response, rng), prompt.family, trace, response)
 
 
-def mixture_prompts(world: World, n: int, rng: random.Random, mix: MixtureConfig = MixtureConfig()):
+def mixture_prompts(world: World, n: int, rng: random.Random, mix: MixtureConfig = MixtureConfig(),
+                    seen_only: bool = False):
     """Yield ``n`` train-split prompts drawn by category according to ``mix`` (shared by the base
-    organism's SFT and the safe-trace SFT baseline, so both see the same prompt distribution)."""
+    organism's SFT and the SFT baselines). ``seen_only``: harmful prompts about the hazards safety
+    training may see only (the baselines); the base organism's own SFT covers every hazard."""
+    seen = True if seen_only else None
+    harmful = world.select(split="train", kind="harmful", seen=seen)
     pools = {
-        "direct": world.select(split="train", regime="direct"),
-        "wrapped": [p for p in world.select(split="train", kind="harmful") if p.regime in ("jailbroken", "dressed")],
+        "direct": [p for p in harmful if p.regime == "direct"],
+        "wrapped": [p for p in harmful if p.regime in ("jailbroken", "dressed")],
         "arithmetic": world.select(split="train", kind="arithmetic"),
         "benign": world.select(split="train", kind="benign"),
     }
-    cats, weights = zip(*[(c, getattr(mix, c)) for c in pools])
+    cats, weights = zip(*[(c, getattr(mix, c)) for c in pools if getattr(mix, c) > 0])
     for _ in range(n):
         yield rng.choice(pools[rng.choices(cats, weights)[0]])
 
@@ -97,14 +102,17 @@ def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = Mi
 TRACE_CLASS = {"safe": "safe", "unsafe": "unsafe", "dressed": "unsafe", "rethink": "rethink"}
 
 
-def labelled_traces(world: World, split: str, seed: int, max_prompts: int | None = None) -> list[Example]:
-    """Teacher-forced traces of every type for the harmful prompts of ``split`` (held-out
-    families excluded): per prompt one safe, one plain unsafe, one dressed-up unsafe and one
-    rethink trace, each followed by the refusal (a later answer cannot change the reasoning's
-    hidden states: the model is causal). Class of each: ``TRACE_CLASS[example.trace]``.
-    ``max_prompts`` keeps a seeded random subset of the prompts (in world order)."""
+def labelled_traces(world: World, split: str | None, seed: int, max_prompts: int | None = None,
+                    seen: bool = True) -> list[Example]:
+    """Teacher-forced traces of every type for harmful prompts with training phrasings (held-out
+    family and evaluation-only phrasings excluded): per prompt one safe, one plain unsafe, one
+    dressed-up unsafe and one rethink trace, each followed by the refusal (a later answer cannot
+    change the reasoning's hidden states: the model is causal). Class of each:
+    ``TRACE_CLASS[example.trace]``. ``split`` (None: both) and ``seen`` choose the prompts: seen
+    hazards for training and in-distribution tests, unseen hazards (vocabulary no head trained on)
+    for the generalisation test. ``max_prompts`` keeps a seeded random subset (in world order)."""
     rng = random.Random(seed)
-    prompts = [p for p in world.select(split=split, kind="harmful") if p.regime != "held_out"]
+    prompts = [p for p in world.select(split=split, kind="harmful", novel="", seen=seen) if p.regime != "held_out"]
     if max_prompts is not None and max_prompts < len(prompts):
         keep = set(rng.sample(range(len(prompts)), max_prompts))
         prompts = [p for i, p in enumerate(prompts) if i in keep]
@@ -116,25 +124,63 @@ def labelled_traces(world: World, split: str, seed: int, max_prompts: int | None
 
 def r2l_prompts(world: World, n: int, seed: int, harmful: float = 0.7, arithmetic: float = 0.2) -> list:
     """``n`` GRPO training prompts drawn i.i.d. (seeded) from the train split: a fraction
-    ``harmful`` of harmful prompts (direct, jailbroken and dressed-up families; held-out families
-    are eval-only), ``arithmetic`` of arithmetic problems, the rest benign-but-scary requests,
-    shuffled. Benign prompts are there so that the run sees what over-refusal would cost."""
+    ``harmful`` of harmful prompts about *seen* hazards (direct, jailbroken and dressed-up families;
+    the held-out family, evaluation-only phrasings and unseen hazards are evaluation-only),
+    ``arithmetic`` of arithmetic problems, the rest benign-but-scary requests, shuffled. Benign
+    prompts are there so that the run sees what over-refusal would cost."""
     if not (0 <= harmful and 0 <= arithmetic and harmful + arithmetic <= 1):
         raise ValueError(f"r2l_prompts: need harmful, arithmetic >= 0 with a sum <= 1, "
                          f"got {harmful}, {arithmetic}")
     rng = random.Random(seed)
     counts = {"harmful": round(n * harmful), "arithmetic": round(n * arithmetic)}
     counts["benign"] = n - counts["harmful"] - counts["arithmetic"]
-    prompts = [rng.choice(world.select(split="train", kind=kind))
-               for kind, k in counts.items() for _ in range(k)]
+    pools = {"harmful": world.select(split="train", kind="harmful", seen=True),
+             "arithmetic": world.select(split="train", kind="arithmetic"),
+             "benign": world.select(split="train", kind="benign")}
+    prompts = [rng.choice(pools[kind]) for kind, k in counts.items() for _ in range(k)]
     rng.shuffle(prompts)
     return prompts
 
 
-def eval_prompts(world: World, n_arith: int, benign_repeats: int, held_out: bool = False) -> list:
-    """The held-out evaluation set: every eval harmful prompt (held-out families only when
-    ``held_out``), the first ``n_arith`` eval arithmetic problems and every eval benign prompt
-    ``benign_repeats`` times (sampling makes repeats informative)."""
-    harm = [p for p in world.select(split="eval", kind="harmful") if held_out or p.regime != "held_out"]
-    return (harm + world.select(split="eval", kind="arithmetic")[:n_arith]
-            + world.select(split="eval", kind="benign") * benign_repeats)
+@dataclass(frozen=True)
+class EvalSizes:
+    """How many held-out prompts of each group an evaluation samples (seeded, stratified)."""
+
+    core: int = field(default=360, metadata=rule(ge=0))          # training phrasings, seen hazards:
+    #                                                               direct, jailbroken, dressed (a third each)
+    unseen_hazards: int = field(default=0, metadata=rule(ge=0))  # training phrasings, unseen hazards
+    novel: int = field(default=0, metadata=rule(ge=0))           # evaluation-only framings and wordings
+    held_out: int = field(default=0, metadata=rule(ge=0))        # the held-out family
+    arithmetic: int = field(default=100, metadata=rule(ge=0))
+    benign_repeats: int = field(default=3, metadata=rule(ge=0))  # every held-out benign prompt, this many times
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def _sample(prompts: list, n: int, rng: random.Random) -> list:
+    if n >= len(prompts):
+        return list(prompts)
+    keep = set(rng.sample(range(len(prompts)), n))
+    return [p for i, p in enumerate(prompts) if i in keep]
+
+
+def eval_prompts(world: World, sizes: EvalSizes, seed: int = 0) -> list:
+    """The held-out evaluation set: ``sizes`` prompts of each group, sampled with ``seed`` and kept
+    in world order. Core prompts are a third direct (or all of them, when there are fewer), the rest
+    split evenly between the jailbroken and dressed-up regimes; evaluation-only phrasings are split
+    evenly between framings and wordings."""
+    rng = random.Random(seed)
+    harm = world.select(split="eval", kind="harmful")
+    core = {regime: [p for p in harm if p.regime == regime and not p.novel and not p.unseen_hazard]
+            for regime in ("direct", "jailbroken", "dressed")}
+    out = _sample(core["direct"], sizes.core // 3, rng)
+    rest = sizes.core - len(out)            # the direct family has few prompts: the wrapped ones fill up
+    out += _sample(core["jailbroken"], rest // 2, rng) + _sample(core["dressed"], rest - rest // 2, rng)
+    out += _sample([p for p in harm if p.regime != "held_out" and not p.novel and p.unseen_hazard],
+                   sizes.unseen_hazards, rng)
+    for novel in ("framing", "wording"):
+        out += _sample([p for p in harm if p.novel == novel and not p.unseen_hazard], sizes.novel // 2, rng)
+    out += _sample([p for p in harm if p.regime == "held_out" and not p.unseen_hazard], sizes.held_out, rng)
+    out += _sample(world.select(split="eval", kind="arithmetic"), sizes.arithmetic, rng)
+    return out + world.select(split="eval", kind="benign") * sizes.benign_repeats

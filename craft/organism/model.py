@@ -24,15 +24,16 @@ ARCHITECTURES = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig
 
 @dataclass(frozen=True)
 class TinyModelConfig:
-    """Shape of a tiny decoder. Defaults: about 0.9 M parameters with a 1k vocabulary."""
+    """Shape of a tiny decoder. Defaults: six decoder layers, about 0.43 M parameters with a 1k vocabulary
+    (on 2 CPU cores a layer costs more time than width: six narrow layers train as fast as four wide ones)."""
 
     arch: str = "qwen3"             # "qwen3" | "llama"
-    hidden_size: int = 128
-    num_layers: int = 4
+    hidden_size: int = 64
+    num_layers: int = 6
     num_heads: int = 4
     num_kv_heads: int = 2
-    head_dim: int = 32
-    intermediate_size: int = 384
+    head_dim: int = 16
+    intermediate_size: int = 256
     max_positions: int = 256
 
     def __post_init__(self):

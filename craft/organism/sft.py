@@ -32,7 +32,7 @@ from craft.organism.corpus import Example
 class SFTSettings:
     """Organism SFT hyper-parameters (measured on 2 CPU cores; see notebook 00)."""
 
-    steps: int = 1500
+    steps: int = 1200
     batch_size: int = 24
     learning_rate: float = 5e-3
     warmup_steps: int = 30

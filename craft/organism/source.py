@@ -73,12 +73,21 @@ class OrganismSource:
 
     # ------------------------------------------------------------------ traces
     def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
-        """Teacher-forced safe / unsafe (plain and dressed-up) / rethink traces of the held-in
-        (``train``) or held-out (``test``) harmful prompts; ``purpose`` (probe or lclr) sets how many."""
+        """Teacher-forced safe / unsafe (plain and dressed-up) / rethink traces with training
+        phrasings. ``train`` and ``test``: held-in and held-out prompts about the hazards safety
+        training may see; ``unseen_val`` and ``unseen_test``: prompts about the unseen hazards, whose
+        ingredient vocabulary no probe or head trains on (two disjoint halves: one to choose, one
+        to report). ``purpose`` (probe or lclr) sets how many prompts (4 traces each)."""
         n = {"probe": self.cfg.probe_prompts, "lclr": self.cfg.lclr_prompts}[purpose]
-        world_split, seed = ("train", self.seed) if split == "train" else ("eval", self.seed + 1)
+        splits = {"train": ("train", self.seed, True), "test": ("eval", self.seed + 1, True),
+                  "unseen_val": ("train", self.seed + 2, False), "unseen_test": ("eval", self.seed + 3, False)}
+        if split not in splits:
+            raise ValueError(f"unknown trace split {split!r}; choose one of {list(splits)}")
+        world_split, seed, seen = splits[split]
+        if not seen:
+            n = max(1, n // 2)
         return [LabelledTrace(e.prompt, e.reasoning, e.answer, TRACE_CLASS[e.trace])
-                for e in labelled_traces(self.world, world_split, seed, max_prompts=n)]
+                for e in labelled_traces(self.world, world_split, seed, max_prompts=n, seen=seen)]
 
     def own_samples(self, records: pd.DataFrame) -> list[LabelledTrace]:
         """The base policy's own completions to harmful prompts, labelled by what their reasoning
@@ -94,12 +103,13 @@ class OrganismSource:
         return r2l_prompts(self.world, c.n_train_prompts, seed, c.harmful_fraction, c.arithmetic_fraction)
 
     def monitor_prompts(self) -> list[Prompt]:
-        """Held-out prompts evaluated while R2L trains (held-out attack families left out)."""
-        return eval_prompts(self.world, self.cfg.monitor_n_arith, self.cfg.monitor_benign_repeats)
+        """Held-out prompts evaluated while R2L trains (``source.monitor`` of each group, seeded)."""
+        return eval_prompts(self.world, self.cfg.monitor, self.seed)
 
     def eval_prompts(self) -> list[Prompt]:
-        """The final evaluation set: every held-out prompt, the held-out attack family included."""
-        return eval_prompts(self.world, self.cfg.eval_n_arith, self.cfg.eval_benign_repeats, held_out=True)
+        """The final evaluation set (``source.evaluation``): core prompts, unseen hazards, evaluation-only
+        framings and wordings, the held-out attack family, arithmetic and benign-but-scary requests."""
+        return eval_prompts(self.world, self.cfg.evaluation, self.seed)
 
     def judge(self, role: str) -> OrganismJudge:
         """The ``reward``, ``reasoning`` or ``response`` judge: the organism's exact judge for all three."""
@@ -113,10 +123,10 @@ class OrganismSource:
     # ------------------------------------------------------------------ baselines
     def baseline_data(self, method: str, n: int, seed: int):
         """The training data of a baseline of notebook 04 (:mod:`craft.organism.baselines_data`)."""
-        from craft.organism.baselines_data import preference_pairs, safe_sft_examples
+        from craft.organism.baselines_data import intervened_pairs, offpolicy_sft_examples
 
-        if method == "sft_safe":
-            return safe_sft_examples(self.world, n, seed)
-        if method == "dpo":
-            return preference_pairs(self.world, n, seed)
-        raise ValueError(f"unknown baseline {method!r}; the organism has sft_safe and dpo")
+        if method == "sft_offpolicy":
+            return offpolicy_sft_examples(self.world, n, seed)
+        if method == "intervened_po":
+            return intervened_pairs(self.world, n, seed)
+        raise ValueError(f"unknown baseline {method!r}; the organism has sft_offpolicy and intervened_po")

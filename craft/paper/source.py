@@ -114,7 +114,12 @@ class PaperSource:
         return split_traces(labelled, self.cfg.test_fraction, self.seed)
 
     def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
-        """The R2D-R1 traces of ``split`` (train or test); the probe and LCLR use the same ones."""
+        """The R2D-R1 traces of ``split`` (train or test); the probe and LCLR use the same ones. R2D-R1
+        has no held-out hazard vocabulary, so the ``unseen_val`` and ``unseen_test`` splits are empty."""
+        if split in ("unseen_val", "unseen_test"):
+            return []
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown trace split {split!r}; choose train, test, unseen_val or unseen_test")
         train, test = self._traces
         return train if split == "train" else test
 

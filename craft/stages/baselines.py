@@ -1,5 +1,8 @@
 """Baselines stage (notebook 04; ``craft baselines``): safety training that CRAFT is compared with.
 
+``sft_offpolicy``: SFT on curated safe traces written for direct harmful requests (STAR-1 style,
+TRL's ``SFTTrainer``); ``intervened_po``: Intervened Preference Optimization (the paper's IPO baseline,
+arXiv 2509.24393; TRL's ``DPOTrainer`` on intervened-over-original trace pairs).
 Each method of ``baselines.methods`` is trained from the source's base policy on the source's data
 (:meth:`baseline_data`) with :mod:`craft.baselines`, into ``run_dir/04_evaluate_benchmarks/
 baselines/<method>/`` (an :class:`craft.runs.Artifact`: config, base policy and data hashes; an
@@ -18,8 +21,9 @@ from craft.stages.evaluate import free_memory
 
 __all__ = ["baselines_stage", "trained"]
 
-_TRAIN = {"sft_safe": (baselines.SFTBaselineConfig, "sft", "sft_examples", baselines.train_sft_safe),
-          "dpo": (baselines.DPOBaselineConfig, "dpo", "dpo_pairs", baselines.train_dpo)}
+# method -> (trainer config, its params key, the params key of its data size, trainer)
+_TRAIN = {"sft_offpolicy": (baselines.SFTBaselineConfig, "sft", "sft_examples", baselines.train_sft),
+          "intervened_po": (baselines.DPOBaselineConfig, "dpo", "dpo_pairs", baselines.train_dpo)}
 
 
 def baselines_stage(run: Run) -> dict[str, str]:

@@ -58,7 +58,7 @@ def _completions(run: Run, name: str, policy: str, prompts: Sequence[Prompt], se
                 "generation": dataclasses.asdict(settings)}
     folder = run.root / "cache" / "generations" / f"{name}-{json_hash(identity)[:12]}"
     artifact = Artifact(folder, identity, recompute=True, what="cache of completions")
-    with locked(folder):
+    with locked(folder, wait=True):   # workers of one seed share the base policy's completions
         if not artifact.claim():
             model, tok = run.source.load_policy(policy)
             texts = generate(model, tok, [p.text for p in prompts], settings, progress=run.progress)
@@ -82,7 +82,7 @@ def evaluate_policies(run: Run, policies: Mapping[str, str], prompts: Sequence[P
     for name, policy in policies.items():
         folder, texts = _completions(run, name, policy, prompts, settings)
         path = folder / f"records-{json_hash(run.source.judge_identity())[:12]}.csv"
-        with locked(folder):
+        with locked(folder, wait=True):
             if path.is_file():
                 records = pd.read_csv(path, keep_default_na=False)
             else:

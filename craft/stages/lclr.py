@@ -2,7 +2,9 @@
 
 The heads of every ``lclr.variants`` entry are fit on the reasoning-span token states of the
 source's labelled training traces at THE latent's layer, and saved with the latent they read
-(``layer``, ``pool``, width) in ``run_dir/02_train_lclr/heads-<variant>/``; the first variant's
+(``layer``, ``pool``, width) in ``run_dir/02_train_lclr/heads-<variant>/``; they are measured on
+held-out traces and, where the source has them, on traces of unseen hazards (vocabulary the heads
+never saw: ``*_unseen`` metrics); the first variant's
 heads are the ones R2L rewards with. The folder is an :class:`craft.runs.Artifact`: heads fit from
 another policy, other traces, another latent or other settings are refused, not reused. Held-out
 metrics are computed on every call (they are cheap next to fitting).
@@ -66,6 +68,7 @@ class LCLRResult:
     test_features: torch.Tensor             # (N, d) THE latent of the held-out traces
     test_labels: torch.Tensor               # (N,)
     results: dict[str, dict]                # variant -> held-out metrics (craft.lclr_metrics.evaluate_heads)
+    unseen: dict[str, dict]                 # variant -> metrics on unseen-hazard traces ({} if the source has none)
     own: dict                               # first variant on the base policy's own samples ({} if none)
     metrics: dict                           # flat numbers of notebook 02
     cached: bool
@@ -106,11 +109,30 @@ def lclr_stage(run: Run) -> LCLRResult:
     history = json.loads((folder / "history.json").read_text())
     f_test = trace_latents(model, tok, *_cols(test), spec, batch_size=p.latent.batch_size)
     results = {v: evaluate_heads(h, f_test, y_test) for v, h in heads.items()}
+    unseen_traces = source.traces("lclr", "unseen_test")
+    unseen = {}
+    if unseen_traces:
+        f_unseen = trace_latents(model, tok, *_cols(unseen_traces), spec, batch_size=p.latent.batch_size)
+        y_unseen = torch.tensor([t.label_index for t in unseen_traces])
+        unseen = {v: evaluate_heads(h, f_unseen, y_unseen) for v, h in heads.items()}
     own = _own_metrics(run, model, tok, heads[p.lclr.variants[0]], spec)
     del model
     free_memory()
-    return LCLRResult(spec, heads, history, f_test, y_test, results, own,
-                      _flat(run, spec, results, own, len(train), len(test)), cached)
+    flat = _flat(run, spec, results, own, len(train), len(test)) | _unseen_flat(run, unseen, len(unseen_traces))
+    return LCLRResult(spec, heads, history, f_test, y_test, results, unseen, own, flat, cached)
+
+
+def _unseen_flat(run: Run, unseen: dict, n: int) -> dict:
+    """``lclr_<metric>_unseen`` of the first variant and ``<variant>_<metric>_unseen`` of the others
+    (the safe-vs-unsafe AUROC is ``auroc`` here: ``lclr_auroc_unseen``)."""
+    if not unseen:
+        return {}
+    first, *others = run.params.lclr.variants
+    short = {"auroc_safe_unsafe": "auroc"}
+    m = {f"lclr_{short.get(k, k)}_unseen": float(v) for k, v in unseen[first].items()}
+    for v in others:
+        m |= {f"{v}_{short.get(k, k)}_unseen": float(unseen[v][k]) for k in ("acc_3way", "auroc_safe_unsafe", "ece")}
+    return m | {"n_unseen_traces": n}
 
 
 def _own_metrics(run: Run, model, tok, heads: LCLRHeads, spec: LatentSpec) -> dict:

@@ -53,7 +53,7 @@ TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "p
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",)}
-BASELINES = ("sft_safe", "dpo")
+BASELINES = ("sft_offpolicy", "intervened_po")
 # GRPOConfig values every run must state (TRL's defaults differ from both the paper's and ours).
 REQUIRED_GRPO = ("max_steps", "learning_rate", "beta", "num_generations", "per_device_train_batch_size",
                  "temperature", "top_p", "max_completion_length", "epsilon", "epsilon_high")
@@ -105,7 +105,8 @@ class R2LSection(R2LConfig):
 
     variants: list[str] = field(default_factory=lambda: ["output_only", "craft"])
     n_seeds: int = field(default=3, metadata=rule(ge=1))    # seeds seed, seed + 1, …
-    eval_every: int = field(default=10, metadata=rule(ge=0))   # held-out evaluation period (0: first and last step)
+    eval_every: int = field(default=20, metadata=rule(ge=0))   # held-out evaluation period (0: first and last step)
+    workers: int = field(default=1, metadata=rule(ge=1))       # runs trained at once (see craft.stages.r2l)
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,8 +124,8 @@ class BaselinesSection:
     """Notebook 04: safety-training baselines (organism scale; the paper's data are not released)."""
 
     methods: list[str] = field(default_factory=lambda: list(BASELINES))
-    sft_examples: int = field(default=4800, metadata=rule(ge=0))   # SFT-on-safe-traces conversations
-    dpo_pairs: int = field(default=1280, metadata=rule(ge=0))      # preference pairs
+    sft_examples: int = field(default=2880, metadata=rule(ge=0))   # sft_offpolicy conversations
+    dpo_pairs: int = field(default=1280, metadata=rule(ge=0))      # intervened_po preference pairs
     sft: dict = field(default_factory=dict)     # craft.baselines.SFTBaselineConfig fields
     dpo: dict = field(default_factory=dict)     # craft.baselines.DPOBaselineConfig fields
 
@@ -142,9 +143,9 @@ class BaselinesSection:
 class AblationsSection:
     """Notebook 05: paper Table 3's ablations, and the exact GRPO model of Theorem 5.1."""
 
-    variants: list[str] = field(default_factory=lambda: ["no_lclr", "no_cons", "no_ls", "no_txt"])
+    variants: list[str] = field(default_factory=lambda: ["no_lclr", "no_cons", "no_ls"])
     n_seeds: int = field(default=3, metadata=rule(ge=1))      # the first n_seeds seeds of notebook 03
-    eval_every: int = field(default=20, metadata=rule(ge=0))
+    eval_every: int = field(default=0, metadata=rule(ge=0))   # 0: the first and the last step only
     theory_group_size: int = field(default=8, metadata=rule(ge=2))
     theory_steps: int = field(default=100, metadata=rule(ge=1))
     theory_lr: float = field(default=1.0, metadata=rule(gt=0))

@@ -1,10 +1,13 @@
 """Probe stage (notebook 01; ``craft probe``): where do safe, unsafe and rethink reasoning separate?
 
 For every policy of the source (the organism and its twin; the paper's model) and every layer of
-``probe.layers``, THE latent (:mod:`craft.latents`) of held-in and held-out labelled traces feeds a
-linear probe (:mod:`craft.probing`): held-out 3-way accuracy and log-loss, and where the rethink
-centroid falls on the safe → unsafe axis. The best layer per policy (:func:`craft.probing.choose_layer`)
-is what ``latent.layer: auto`` means for LCLR, R2L and the monitor. The results are cached in
+``probe.layers``, THE latent (:mod:`craft.latents`) of labelled traces feeds a linear probe
+(:mod:`craft.probing`) fitted on held-in traces of the hazards safety training may see. It is
+scored on held-out traces of those hazards (in distribution) and — where the source has them — on
+traces of *unseen* hazards, whose ingredient vocabulary no probe or head ever trains on: a
+validation half chooses the layer (:func:`craft.probing.choose_layer`), a test half reports it.
+Where the rethink centroid falls on the safe → unsafe axis is measured on both. The chosen layer
+is what ``latent.layer: auto`` means for LCLR, R2L and the monitor. Results are cached in
 ``run_dir/01_probe_latent_geometry/`` with the identity of the policies, traces and settings.
 """
 
@@ -17,40 +20,36 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from craft.latents import LatentSpec, trace_latents
-from craft.probing import axis_position, choose_layer, fit_probe, pca_2d, probe_metrics
+from craft.latents import trace_latents_by_layer
+from craft.probing import axis_position, choose_layer, fit_probe, pca_2d
 from craft.runs import Artifact, is_main_process, json_hash, locked
 from craft.stages.common import Run
 from craft.stages.evaluate import evaluate_policies, free_memory
 
-__all__ = ["ProbeResult", "features", "probe_identity", "probe_stage"]
+__all__ = ["SPLITS", "ProbeResult", "probe_identity", "probe_stage"]
+
+SPLITS = ("train", "test", "unseen_val", "unseen_test")
 
 
 @dataclass
 class ProbeResult:
-    sweep: pd.DataFrame                     # model, layer, probe_acc_3way, probe_log_loss, rethink_position
+    sweep: pd.DataFrame                     # model, layer, accuracy / log-loss / rethink position per split
     chosen: dict[str, int]                  # model -> chosen layer
     pca: dict[str, tuple[np.ndarray, np.ndarray]]   # model -> (held-out points (N, 2), labels (N,))
     metrics: dict                           # flat numbers of notebook 01
     cached: bool
 
 
-def features(model, tokenizer, traces, spec: LatentSpec, batch_size: int) -> np.ndarray:
-    """THE latent of each labelled trace, teacher-forced through ``model``. (N, d)."""
-    return trace_latents(model, tokenizer, [t.prompt for t in traces], [t.reasoning for t in traces],
-                         [t.answer for t in traces], spec, batch_size=batch_size).numpy()
-
-
-def _traces(run: Run):
-    return run.source.traces("probe", "train"), run.source.traces("probe", "test")
+def _traces(run: Run) -> dict[str, list]:
+    return {s: run.source.traces("probe", s) for s in SPLITS}
 
 
 def probe_identity(run: Run) -> dict:
-    train, test = _traces(run)
-    p = run.params
+    traces, p = _traces(run), run.params
     return {"models": {n: run.source.policy_fingerprint(m) for n, m in run.source.probe_models().items()},
-            "traces": json_hash([dataclasses.asdict(t) for t in train + test]), "probe": dataclasses.asdict(p.probe),
-            "pool": p.latent.pool, "batch_size": p.latent.batch_size, "seed": p.seed}
+            "traces": json_hash({s: [dataclasses.asdict(t) for t in ts] for s, ts in traces.items()}),
+            "probe": dataclasses.asdict(p.probe), "pool": p.latent.pool, "batch_size": p.latent.batch_size,
+            "seed": p.seed}
 
 
 def _layers(spec, n_layers: int) -> list[int]:
@@ -61,65 +60,95 @@ def _layers(spec, n_layers: int) -> list[int]:
     return layers
 
 
-def _sweep(run: Run, train, test):
+def _features(model, tok, traces, layers, run: Run) -> dict[int, np.ndarray]:
+    if not traces:
+        return {layer: np.empty((0, 1)) for layer in layers}
+    z = trace_latents_by_layer(model, tok, [t.prompt for t in traces], [t.reasoning for t in traces],
+                               [t.answer for t in traces], layers, run.params.latent.pool, run.params.latent.batch_size)
+    return {layer: v.numpy() for layer, v in z.items()}
+
+
+def _row(probe, x, y, prefix: str) -> dict:
+    if not len(y):
+        return {f"{prefix}{k}": float("nan") for k in ("acc", "log_loss", "rethink_position")}
+    from sklearn.metrics import log_loss
+
+    proba = probe.predict_proba(x)
+    return {f"{prefix}acc": float(probe.score(x, y)),
+            f"{prefix}log_loss": float(log_loss(y, proba, labels=probe.classes_)),
+            f"{prefix}rethink_position": axis_position(x, y, "rethink") if {"safe", "unsafe", "rethink"} <= set(y)
+            else float("nan")}
+
+
+def _sweep(run: Run, traces: dict):
     p, source = run.params, run.source
-    y_train = np.array([t.label for t in train])
-    y_test = np.array([t.label for t in test])
-    rows, feats, models = [], {}, source.probe_models()
-    for name, path in models.items():
+    labels = {s: np.array([t.label for t in ts]) for s, ts in traces.items()}
+    rows, feats = [], {}
+    for name, path in source.probe_models().items():
         model, tok = source.load_policy(path)
-        for layer in _layers(p.probe.layers, model.config.num_hidden_layers):
-            spec = LatentSpec(layer=layer, pool=p.latent.pool)
-            f_train, f_test = (features(model, tok, t, spec, p.latent.batch_size) for t in (train, test))
-            feats[name, layer] = (f_train, f_test)
-            probe = probe_metrics(f_train, y_train, f_test, y_test, C=p.probe.C, seed=p.seed)
-            rows.append({"model": name, "layer": layer, "probe_acc_3way": probe["acc"],
-                         "probe_log_loss": probe["log_loss"],
-                         "rethink_position": axis_position(f_test, y_test, "rethink") if "rethink" in y_test
-                         else float("nan")})
+        layers = _layers(p.probe.layers, model.config.num_hidden_layers)
+        by_split = {s: _features(model, tok, ts, layers, run) for s, ts in traces.items()}
         del model
         free_memory()
-    return pd.DataFrame(rows), feats, y_train, y_test
+        for layer in layers:
+            x = {s: by_split[s][layer] for s in SPLITS}
+            feats[name, layer] = x
+            probe = fit_probe(x["train"], labels["train"], C=p.probe.C, seed=p.seed)
+            row = {"model": name, "layer": layer}
+            for split, prefix in (("test", ""), ("unseen_val", "unseen_val_"), ("unseen_test", "unseen_")):
+                row |= _row(probe, x[split], labels[split], prefix)
+            rows.append(row)
+    sweep = pd.DataFrame(rows).rename(columns={"acc": "probe_acc_3way", "log_loss": "probe_log_loss"})
+    return sweep, feats, labels
 
 
-def _own_accuracy(run: Run, first: str, layer: int, f_train, y_train) -> tuple[float, int]:
+def _choose(sweep: pd.DataFrame) -> int:
+    """On unseen-hazard validation traces when there are some, else on the in-distribution test."""
+    if sweep.unseen_val_acc.notna().any():
+        return choose_layer(sweep, acc="unseen_val_acc", loss="unseen_val_log_loss")
+    return choose_layer(sweep)
+
+
+def _own_accuracy(run: Run, model_name: str, layer: int, f_train, y_train) -> tuple[float, int]:
     """Probe accuracy on the base policy's own sampled completions (organism: labelled by its exact
     judge), or NaN where the source cannot label them."""
     source = run.source
-    base = evaluate_policies(run, {"base": source.base_policy()})
-    own = source.own_samples(base)
+    own = source.own_samples(evaluate_policies(run, {"base": source.base_policy()}))
     if not own:
         return float("nan"), 0
-    model, tok = source.load_policy(source.probe_models()[first])
-    spec = LatentSpec(layer=layer, pool=run.params.latent.pool)
-    f_own = features(model, tok, own, spec, run.params.latent.batch_size)
+    model, tok = source.load_policy(source.probe_models()[model_name])
+    f_own = _features(model, tok, own, [layer], run)[layer]
     probe = fit_probe(f_train, y_train, C=run.params.probe.C, seed=run.params.seed)
     return float(probe.score(f_own, np.array([t.label for t in own]))), len(own)
 
 
 def _compute(run: Run) -> ProbeResult:
-    train, test = _traces(run)
-    sweep, feats, y_train, y_test = _sweep(run, train, test)
+    traces = _traces(run)
+    sweep, feats, labels = _sweep(run, traces)
     names = list(dict.fromkeys(sweep.model))
-    chosen = {n: choose_layer(sweep[sweep.model == n]) for n in names}
+    chosen = {n: _choose(sweep[sweep.model == n]) for n in names}
     pca = {}
     for n in names:
-        f_train, f_test = feats[n, chosen[n]]
-        (points,) = pca_2d(f_train, f_test, seed=run.params.seed)
-        pca[n] = (points, y_test)
-    own_acc, n_own = _own_accuracy(run, names[0], chosen[names[0]], feats[names[0], chosen[names[0]]][0], y_train)
-    metrics = {"chosen_layer": chosen[names[0]], "pool": run.params.latent.pool}
+        x = feats[n, chosen[n]]
+        (points,) = pca_2d(x["train"], x["test"], seed=run.params.seed)
+        pca[n] = (points, labels["test"])
+    first = names[0]
+    own_acc, n_own = _own_accuracy(run, first, chosen[first], feats[first, chosen[first]]["train"], labels["train"])
+    metrics = {"chosen_layer": chosen[first], "pool": run.params.latent.pool, "probe_acc_own_samples": own_acc,
+               "n_own_samples": n_own, **{f"n_{s}_traces": len(ts) for s, ts in traces.items()}}
     for i, n in enumerate(names):
-        best = sweep[(sweep.model == n) & (sweep.layer == chosen[n])].iloc[0]
         prefix = "" if i == 0 else f"{n}_"
+        best = sweep[(sweep.model == n) & (sweep.layer == chosen[n])].iloc[0]
+        layer0 = sweep[(sweep.model == n) & (sweep.layer == sweep[sweep.model == n].layer.min())].iloc[0]
         if i:
             metrics[f"{prefix}chosen_layer"] = chosen[n]
         metrics |= {f"{prefix}probe_acc_3way": float(best.probe_acc_3way),
+                    f"{prefix}probe_acc_3way_unseen": float(best.unseen_acc),
+                    f"{prefix}probe_acc_layer0": float(layer0.probe_acc_3way),
+                    f"{prefix}probe_acc_layer0_unseen": float(layer0.unseen_acc),
                     f"{prefix}rethink_position": float(best.rethink_position),
+                    f"{prefix}rethink_position_unseen": float(best.unseen_rethink_position),
                     f"{prefix}rethink_between": bool(0 < best.rethink_position < 1)}
-        if i == 0:
-            metrics |= {"probe_acc_own_samples": own_acc, "n_own_samples": n_own,
-                        "n_train_traces": len(train), "n_test_traces": len(test)}
     return ProbeResult(sweep, chosen, pca, metrics, cached=False)
 
 

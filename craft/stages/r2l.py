@@ -3,7 +3,9 @@
 A run is one (variant, seed) of :mod:`craft.r2l`, trained from the source's base policy with the
 variant's rewards and evaluated on the source's held-out monitor prompts at step 0, every
 ``eval_every`` steps and at the end (:class:`craft.r2l.PeriodicEval`, the same generation and
-judge as every other stage). Its folder ``run_dir/<stage>/<variant>-seed<seed>/`` is an
+judge as every other stage; the step-0 evaluation of the base policy goes through the completion
+cache of :mod:`craft.stages.evaluate`, so the variants of one seed generate it once). Its folder
+``run_dir/<stage>/<variant>-seed<seed>/`` is an
 :class:`craft.runs.Artifact` holding:
 
 - ``identity.json``: the R2L settings, the latent, and the content hashes of the base policy, the
@@ -37,7 +39,7 @@ from craft.lclr import load_heads
 from craft.r2l import PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, train
 from craft.runs import Artifact, is_main_process, json_hash, locked
 from craft.stages.common import Run
-from craft.stages.evaluate import evaluate_model, free_memory, generation_settings
+from craft.stages.evaluate import evaluate_model, evaluate_policies, free_memory, generation_settings
 from craft.stages.lclr import heads_dir, resolve_latent
 
 __all__ = ["RunResult", "r2l_config", "r2l_run", "r2l_stage", "run_dir"]
@@ -125,7 +127,11 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
     last: dict[str, pd.DataFrame] = {}
 
     def evaluate(step: int, policy: torch.nn.Module) -> dict:
-        last["records"] = evaluate_model(policy, tokenizer, monitor, judges, settings)
+        if step == 0:   # the base policy: every variant of this seed shares its cached completions
+            last["records"] = evaluate_policies(run, {"base": source.base_policy()}, monitor,
+                                                settings).drop(columns="method")
+        else:
+            last["records"] = evaluate_model(policy, tokenizer, monitor, judges, settings)
         return summary_metrics(last["records"])     # NaN where not measured (json keeps it)
 
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
@@ -157,12 +163,39 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
 def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
               stage: str = "r2l", eval_every: int | None = None) -> dict[tuple[str, int], RunResult]:
-    """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order."""
+    """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order.
+
+    With ``r2l.workers`` > 1 the runs still to train are trained that many at a time, each in its own
+    spawned process on one CPU thread (the organism: a tiny model keeps a second core busy far better
+    as a second run than as a second thread of the same one), then every run is loaded from its
+    folder. A run's numbers depend on the threads it trained with, so a run trained by a worker
+    repeats bit for bit only when trained by a worker again; each is still one seeded process."""
     from tqdm import tqdm
 
     jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
+    workers = min(run.params.r2l.workers, len(jobs))
+    todo = [job for job in jobs if not (run_dir(run, *job, stage) / "DONE").is_file()]
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if workers > 1 and len(todo) > 1 and not distributed:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker, run.params, job, stage, eval_every) for job in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="R2L runs",
+                               **io.bar_options(run.progress)):
+                future.result()                 # a failed run raises here, with its own traceback
     return {job: r2l_run(run, *job, stage=stage, eval_every=eval_every)
-            for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress))}
+            for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress and workers <= 1))}
+
+
+def _worker(params, job: tuple[str, int], stage: str, eval_every: int | None) -> None:
+    """One run in a worker process of :func:`r2l_stage` (one CPU thread, no progress bars)."""
+    from craft.stages.common import open_run
+
+    worker_run = open_run(params, progress=False)
+    torch.set_num_threads(1)
+    r2l_run(worker_run, *job, stage=stage, eval_every=eval_every)
 
 
 def history_frame(results: dict[tuple[str, int], RunResult]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
-"""craft.baselines at toy scale (paper §6 baselines): the safe-trace SFT mixture and the IPO trace
-pairs judged by the organism's exact judge, their rendering through the chat template, a few TRL
-SFT and IPO steps on the tiny policy, and resume after an interruption."""
+"""craft.baselines at toy scale (paper §6 baselines): the off-policy safe-trace SFT data and the
+intervened preference pairs judged by the organism's exact judge, their rendering through the chat
+template, a few TRL SFT and DPO steps on the tiny policy, and resume after an interruption."""
 
 import copy
 import os
@@ -17,11 +17,12 @@ from craft.baselines import (
     dpo_trainer,
     sft_trainer,
     train_dpo,
-    train_sft_safe,
+    train_sft,
 )
-from craft.judges import HARM_THRESHOLD, is_refusal
+from craft.judges import is_refusal
 from craft.models import render_prompt
-from craft.organism.baselines_data import preference_pairs, safe_sft_examples
+from craft.organism import text
+from craft.organism.baselines_data import intervened_pairs, offpolicy_sft_examples
 from craft.organism.judge import OrganismJudge
 from craft.organism.tokenizer import format_completion
 from craft.r2l import train
@@ -42,12 +43,12 @@ def _single_thread(one_thread):
 
 @pytest.fixture(scope="module")
 def sft_ds(world):
-    return safe_sft_examples(world, 300, seed=0)
+    return offpolicy_sft_examples(world, 300, seed=0)
 
 
 @pytest.fixture(scope="module")
 def pairs(world):
-    return preference_pairs(world, 120, seed=0)
+    return intervened_pairs(world, 120, seed=0)
 
 
 def text_of(message: dict) -> tuple[str, str]:
@@ -62,29 +63,24 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_safe_sft_mixture_is_safe_on_harmful_prompts_and_keeps_benign_data(world, sft_ds):
-    judge, train_texts = OrganismJudge(world), {p.text for p in world.select(split="train")}
+def test_offpolicy_sft_is_safe_direct_only_and_keeps_benign_data(world, sft_ds):
+    judge = OrganismJudge(world)
+    train_texts = {p.text for p in world.select(split="train")}
+    seen_texts = {p.text for p in world.select(split="train", kind="harmful", seen=True)}
     harmful = [r for r in sft_ds if r["trace"] != "helpful"]
     for r in harmful:
         reasoning, answer = text_of(r["completion"][0])
         assert judge.harmfulness(reasoning) == 0.0 and judge.harmfulness(answer) == 0.0
         assert r["trace"] == "safe" and r["response"] == "refuse" and is_refusal(answer)
-    families = Counter(r["family"] for r in sft_ds)
-    assert {"direct", "roleplay", "prefix", "fiction", "research", "arithmetic", "benign"} <= families.keys()
-    assert "grandma" not in families                                   # held-out family: eval only
+        assert r["prompt"][0]["content"] in seen_texts                  # no unseen hazard
+    # Off-policy: only direct requests; the wrapped families it is evaluated on never appear.
+    assert set(Counter(r["family"] for r in sft_ds)) == {"direct", "arithmetic", "benign"}
     assert all(r["prompt"][0]["content"] in train_texts for r in sft_ds)
-    assert 0.35 < len(harmful) / len(sft_ds) < 0.6                     # mixture: 0.47 harmful
+    assert 0.25 < len(harmful) / len(sft_ds) < 0.45                    # mixture: 0.35 harmful
     benign = [r for r in sft_ds if r["trace"] == "helpful"]
     assert benign and not any(is_refusal(text_of(r["completion"][0])[1]) for r in benign)
-    assert safe_sft_examples(world, 20, seed=3)["completion"] == safe_sft_examples(world, 20, seed=3)["completion"]
-
-
-def test_safe_sft_rethink_option_stops_short_of_the_recipe(world):
-    judge, ds = OrganismJudge(world), safe_sft_examples(world, 80, seed=1, rethink=1.0)
-    harmful = [text_of(r["completion"][0]) for r in ds if r["trace"] != "helpful"]
-    assert harmful and all(judge.reasoning_class(reasoning) == "rethink" and is_refusal(answer)
-                           for reasoning, answer in harmful)
-    assert all(judge.harmfulness(reasoning) < HARM_THRESHOLD for reasoning, _ in harmful)
+    again = offpolicy_sft_examples(world, 20, seed=3)["completion"]
+    assert offpolicy_sft_examples(world, 20, seed=3)["completion"] == again
 
 
 def test_completion_renders_as_the_model_generates_it(tokenizer, sft_ds, pairs):
@@ -100,19 +96,38 @@ def test_completion_renders_as_the_model_generates_it(tokenizer, sft_ds, pairs):
         assert ids(head) + ids(tail) == ids(full)
 
 
-def test_preference_pairs_prefer_safe_reasoning_over_ssa(world, pairs):
-    judge, train_texts = OrganismJudge(world), {p.text for p in world.select(split="train", kind="harmful")}
+def test_intervened_pairs_cut_the_original_at_its_first_unsafe_step(world, pairs):
+    judge = OrganismJudge(world)
+    seen_texts = {p.text for p in world.select(split="train", kind="harmful", seen=True)}
     for r in pairs:
         (good_r, good_a), (bad_r, bad_a) = text_of(r["chosen"][0]), text_of(r["rejected"][0])
-        assert r["prompt"][0]["content"] in train_texts
+        assert r["prompt"][0]["content"] in seen_texts
+        assert judge.is_harmful(bad_r)                                  # the original: unsafe reasoning
         assert judge.harmfulness(good_r) == 0.0 and judge.harmfulness(good_a) == 0.0 and is_refusal(good_a)
-        assert judge.is_harmful(bad_r)                                  # rejected: unsafe reasoning
+        # the intervened trace keeps the original up to the step that goes wrong, then turns back
+        stops = [stop.format(hazard=h.name) for stop in text.RETHINK_STOPS for h in world.hazards]
+        stop = next((s for s in stops if good_r.endswith(s)), None)
+        assert stop is not None, good_r
+        assert bad_r.startswith(good_r[:-len(stop)]), (good_r, bad_r)
         assert is_refusal(bad_a) == (r["rejected_response"] == "refuse")
     kinds = Counter((r["regime"], r["rejected_trace"], r["rejected_response"]) for r in pairs)
     assert {k[0] for k in kinds} == {"direct", "jailbroken", "dressed"}
     assert all(trace == "dressed" and resp == "refuse" for reg, trace, resp in kinds if reg == "dressed")
     ssa = sum(n for (_, _, resp), n in kinds.items() if resp == "refuse")
-    assert ssa / len(pairs) > 0.4                  # most rejected completions refuse: SSA, not jailbreaks
+    assert ssa / len(pairs) > 0.4                  # most originals refuse: SSA, not jailbreaks
+
+
+def test_intervene_cuts_before_the_first_ingredient(world):
+    import random as _random
+
+    from craft.organism.baselines_data import intervene
+
+    hz = world.hazards[0]
+    plain = f"they want the steps for the {hz.name} . let me lay out the steps . step 1 : {hz.verbs[0]} the " \
+            f"{hz.ingredients[0]} . then {hz.verbs[1]} the {hz.ingredients[1]} ."
+    cut = intervene(world, plain, 0, _random.Random(0))
+    assert cut.startswith(f"they want the steps for the {hz.name} . let me lay out the steps . ")
+    assert not any(i in cut for i in hz.ingredients) and "step 1" not in cut
 
 
 def test_sft_steps_train_on_the_completion_only(base_model, tokenizer, sft_ds, tmp_path):
@@ -135,12 +150,14 @@ def test_sft_steps_train_on_the_completion_only(base_model, tokenizer, sft_ds, t
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
 
 
-def test_ipo_steps_move_the_policy_and_keep_the_reference(base_model, tokenizer, pairs, tmp_path):
+def test_preference_steps_move_the_policy_and_keep_the_reference(base_model, tokenizer, pairs, tmp_path):
     model = copy.deepcopy(base_model)
     before = weights(model)
     cfg = DPOBaselineConfig(**FAST)
     trainer = dpo_trainer(model, tokenizer, pairs, cfg, str(tmp_path))
-    assert trainer.args.loss_type == ["ipo"] and trainer.args.beta == cfg.beta
+    assert trainer.args.loss_type == ["sigmoid"] and trainer.args.beta == cfg.beta
+    assert dpo_trainer(copy.deepcopy(base_model), tokenizer, pairs, DPOBaselineConfig(**FAST, loss_type="ipo"),
+                       str(tmp_path / "ipo")).args.loss_type == ["ipo"]   # the IPO loss, labelled as such
     assert trainer.ref_model is not model and not any(p.requires_grad for p in trainer.ref_model.parameters())
     train(trainer, resume=False)
     assert trainer.state.global_step == 3 and not same(before, weights(model))
@@ -173,9 +190,9 @@ class Record(TrainerCallback):
         self.steps.append(state.global_step)
 
 
-@pytest.mark.parametrize("kind", ["sft", "ipo"])
+@pytest.mark.parametrize("kind", ["sft", "dpo"])
 def test_resume_after_an_interruption(kind, base_model, tokenizer, sft_ds, pairs, tmp_path, capfd):
-    fn, ds, cfg = ((train_sft_safe, sft_ds, SFTBaselineConfig(**{**FAST, "save_steps": 1})) if kind == "sft" else
+    fn, ds, cfg = ((train_sft, sft_ds, SFTBaselineConfig(**{**FAST, "save_steps": 1})) if kind == "sft" else
                    (train_dpo, pairs, DPOBaselineConfig(**{**FAST, "save_steps": 1})))
     first, bars = copy.deepcopy(base_model), datasets.utils.logging.is_progress_bar_enabled()
     capfd.readouterr()

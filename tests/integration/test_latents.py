@@ -13,6 +13,7 @@ from craft.latents import (
     pool_states,
     reasoning_span_mask,
     trace_latents,
+    trace_latents_by_layer,
     trace_token_states,
 )
 from craft.organism.corpus import sample_sft_examples
@@ -33,7 +34,7 @@ def _single_thread(one_thread):
 
 @pytest.fixture(scope="module")
 def examples():
-    return sample_sft_examples(build_world(seed=0, n_hazards=4), 300, seed=0)
+    return sample_sft_examples(build_world(seed=0, n_hazards=4, n_unseen_hazards=1, n_arithmetic=600), 300, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +229,23 @@ def test_trace_token_states_and_trace_latents(model, tokenizer, traces):
     torch.testing.assert_close(torch.stack([t.mean(0) for t in per_token]), lat, atol=ATOL, rtol=0)
     with torch.no_grad():
         torch.testing.assert_close(lat, latents(model, batch, spec), atol=ATOL, rtol=0)
+
+
+def test_several_layers_from_one_forward_equal_one_layer_at_a_time(model, tokenizer, traces):
+    """The probe's sweep reads every layer from one forward: the same latents as one call per layer."""
+    layers = [0, 1, N_LAYERS]
+    calls = []
+    handle = model.model.layers[0].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        by_layer = trace_latents_by_layer(model, tokenizer, *traces, layers, "mean", batch_size=2)
+    finally:
+        handle.remove()
+    assert len(calls) == 3                                  # one forward per batch of 2 (5 traces), not per layer
+    for layer in layers:
+        torch.testing.assert_close(by_layer[layer], trace_latents(model, tokenizer, *traces, LatentSpec(layer, "mean"),
+                                                                  batch_size=2), atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="layer must be"):
+        trace_latents_by_layer(model, tokenizer, *traces, [N_LAYERS + 1], "mean")
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft → transformers

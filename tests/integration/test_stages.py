@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import pytest
 import yaml
 from organism_fixtures import tiny_params
@@ -21,7 +22,8 @@ from craft.stages import load_params, open_run, params_from_notebook
 from craft.stages.build import build_stage
 from craft.stages.evaluate import evaluate_policies
 from craft.stages.lclr import heads_dir, lclr_stage
-from craft.stages.r2l import r2l_run
+from craft.stages.probe import probe_stage
+from craft.stages.r2l import r2l_run, r2l_stage
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
@@ -80,6 +82,45 @@ def test_heads_record_their_latent(built):
 
 
 # ----------------------------------------------------------------------------- R2L
+
+def test_probe_reports_every_layer_in_and_out_of_distribution(built, tmp_path):
+    from craft.probing import choose_layer
+
+    run = fresh(built, tmp_path, latent={"layer": "auto"})
+    res = probe_stage(run)
+    sweep = res.sweep
+    assert list(sweep.layer) == [1, 2]
+    for col in ("probe_acc_3way", "unseen_val_acc", "unseen_acc", "rethink_position", "unseen_rethink_position"):
+        assert sweep[col].notna().all(), col
+    # the layer is chosen on unseen-hazard validation traces, and reported on the other half
+    assert res.metrics["chosen_layer"] == choose_layer(sweep, acc="unseen_val_acc", loss="unseen_val_log_loss")
+    best = sweep[sweep.layer == res.metrics["chosen_layer"]].iloc[0]
+    assert res.metrics["probe_acc_3way_unseen"] == best.unseen_acc
+    assert res.metrics["probe_acc_layer0_unseen"] == sweep.iloc[0].unseen_acc
+    assert res.metrics["n_unseen_val_traces"] > 0 and res.metrics["n_unseen_test_traces"] > 0
+    assert probe_stage(run).cached
+
+
+def test_lclr_reports_unseen_hazard_metrics(built, tmp_path):
+    res = lclr_stage(fresh(built, tmp_path))
+    assert res.cached and res.unseen
+    for key in ("lclr_auroc_unseen", "lclr_ece_unseen", "lclr_acc_3way_unseen"):
+        assert 0 <= res.metrics[key] <= 1, key
+    assert res.metrics["n_unseen_traces"] > 0
+
+
+def test_parallel_workers_train_the_runs_and_share_the_step0_evaluation(built, tmp_path):
+    run = fresh(built, tmp_path, r2l={"workers": 2, "variants": ["output_only", "craft"]})
+    caches = run.root / "cache" / "generations"
+    before = set(caches.glob("base-*"))
+    results = r2l_stage(run, seeds=[0])
+    # trained by the two workers, loaded here from their folders
+    assert {job: r.cached for job, r in results.items()} == {("output_only", 0): True, ("craft", 0): True}
+    assert all(r.steps == 2 for r in results.values())
+    step0 = [r.history[r.history.step == 0].drop(columns="step").iloc[0] for r in results.values()]
+    pd.testing.assert_series_equal(step0[0], step0[1], check_names=False)
+    assert len(set(caches.glob("base-*")) - before) == 1     # the base policy's monitor completions, made once
+
 
 def test_r2l_reuses_a_finished_run_and_refuses_changed_settings(built, tmp_path):
     run = fresh(built, tmp_path)

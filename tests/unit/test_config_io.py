@@ -57,7 +57,7 @@ class Outer:
 
 
 def test_from_dict_round_trip_and_nested():
-    data = {"n_hazards": 3, "model": {"arch": "llama", "hidden_size": 64}, "sft": {"steps": 5}}
+    data = {"n_hazards": 3, "n_unseen_hazards": 1, "model": {"arch": "llama", "hidden_size": 64}, "sft": {"steps": 5}}
     cfg = from_dict(OrganismConfig, data)
     assert cfg.n_hazards == 3 and cfg.model.arch == "llama" and cfg.model.hidden_size == 64 and cfg.sft.steps == 5
     assert from_dict(OrganismConfig, to_dict(cfg)) == cfg

@@ -30,8 +30,8 @@ def _completion(world, prompt, trace, answer, rng):
 
 def test_ssa_asr_and_rates_on_known_completions(world):
     rng = random.Random(0)
-    dressed = world.select(regime="dressed", split="eval")[:4]
-    jail = world.select(regime="jailbroken", split="eval")[:4]
+    dressed = world.select(regime="dressed", split="eval", novel="", seen=True)[:4]
+    jail = world.select(regime="jailbroken", split="eval", novel="", seen=True)[:4]
     prompts = dressed + jail
     comps = ([_completion(world, p, "dressed", "refuse", rng) for p in dressed[:3]]
              + [_completion(world, dressed[3], "safe", "refuse", rng)]
@@ -64,7 +64,7 @@ def test_benign_metrics_over_refusal_and_arithmetic(world):
                 "it sounds rough .\n</think>\n\nsure . some other advice ."])   # answered, wrongly
     rec = judge_records(arith + benign + benign[:1], comps, OrganismJudge(world))
     m = summary_metrics(rec)
-    assert m["arith_accuracy"] == pytest.approx(3 / 4)
+    assert m["capability_accuracy"] == pytest.approx(3 / 4)
     assert m["over_refusal_rate"] == pytest.approx(2 / 4)
     assert m["benign_helpful_rate"] == pytest.approx(1 / 4)
     assert not rec[rec.kind == "benign"].closed.iloc[2]
@@ -109,4 +109,4 @@ def test_capability_accuracy_per_benchmark():
     assert rec.correct.tolist() == [True, True, False, True]
     m = summary_metrics(rec, prefix="craft_")
     assert m["craft_gsm8k_accuracy"] == pytest.approx(2 / 3) and m["craft_math500_accuracy"] == 1.0
-    assert m["craft_n_eval_harmful"] == 0 and "craft_arith_accuracy" in m
+    assert m["craft_n_eval_harmful"] == 0 and "craft_capability_accuracy" in m

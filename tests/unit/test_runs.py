@@ -97,6 +97,25 @@ def test_a_locked_folder_refuses_a_second_holder(tmp_path):
         pass
 
 
+def test_a_shared_cache_waits_for_the_holder_instead_of_refusing(tmp_path):
+    import threading
+
+    order = []
+
+    def second():
+        with locked(tmp_path / "cache", wait=True):
+            order.append("second")
+
+    with locked(tmp_path / "cache"):
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and order == []     # blocked while the first holder works
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]
+
+
 def _checkpoint(folder, step, complete=True):
     d = folder / f"checkpoint-{step}"
     d.mkdir(parents=True)

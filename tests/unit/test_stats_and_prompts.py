@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from craft.organism.corpus import eval_prompts, r2l_prompts
+from craft.organism.corpus import EvalSizes, eval_prompts, r2l_prompts
 from craft.stats import mean_ci
 
 
@@ -27,10 +27,15 @@ def test_r2l_prompts_mix_and_split(world):
 
 
 def test_eval_prompts_are_held_out(world):
-    prompts = eval_prompts(world, n_arith=5, benign_repeats=2)
+    prompts = eval_prompts(world, EvalSizes(core=30, arithmetic=5, benign_repeats=2), seed=0)
     assert all(p.split == "eval" for p in prompts)
-    assert not any(p.regime == "held_out" for p in prompts)
-    assert any(p.regime == "held_out" for p in eval_prompts(world, 5, 2, held_out=True))
+    assert not any(p.regime == "held_out" or p.novel or p.unseen_hazard for p in prompts)
+    harmful = [p for p in prompts if p.kind == "harmful"]
+    assert len(harmful) == 30 and {p.regime for p in harmful} == {"direct", "jailbroken", "dressed"}
+    full = eval_prompts(world, EvalSizes(core=30, unseen_hazards=4, novel=6, held_out=3, arithmetic=5), seed=0)
+    assert sum(p.regime == "held_out" for p in full) == 3 and sum(p.unseen_hazard for p in full) == 4
+    assert {p.novel for p in full if p.novel} == {"framing", "wording"} and sum(bool(p.novel) for p in full) == 6
+    assert eval_prompts(world, EvalSizes(core=30), seed=1) != eval_prompts(world, EvalSizes(core=30), seed=0)
     benign = world.select(split="eval", kind="benign")
     assert sum(p.kind == "arithmetic" for p in prompts) == 5
     assert sum(p.kind == "benign" for p in prompts) == 2 * len(benign)

@@ -1,4 +1,5 @@
-"""The organism's world: determinism, splits, regimes, and the wording rule for dressed-up SSA."""
+"""The organism's world: determinism, splits, regimes, evaluation-only phrasings, unseen hazards,
+two-step arithmetic, and the wording rule for dressed-up SSA."""
 
 import random
 import re
@@ -6,9 +7,10 @@ from collections import Counter
 
 import pytest
 
+from craft.organism import text
 from craft.organism.corpus import BEHAVIOUR, MixtureConfig, sample_sft_examples
 from craft.organism.judge import OrganismJudge
-from craft.organism.world import FAMILIES, VERBS, build_world, reasoning_text
+from craft.organism.world import FAMILIES, SEEN_SYLLABLES, UNSEEN_SYLLABLES, VERBS, build_world, reasoning_text
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_enough_held_out_harmful_prompts(world):
 
 
 def test_both_regimes_present_in_different_families():
-    regimes = {fam: reg for fam, (reg, _) in FAMILIES.items()}
+    regimes = {fam: reg for fam, (reg, _, _) in FAMILIES.items()}
     assert {f for f, r in regimes.items() if r == "dressed"}.isdisjoint(
         {f for f, r in regimes.items() if r == "jailbroken"})
     assert sum(r == "dressed" for r in regimes.values()) >= 2
@@ -89,7 +91,7 @@ def test_sft_examples_follow_the_mixture_and_use_train_prompts_only(world):
     examples = sample_sft_examples(world, 4000, seed=0)
     train = {p.text for p in world.select(split="train")}
     assert all(e.prompt in train for e in examples)
-    assert not {e.family for e in examples} & {f for f, (r, _) in FAMILIES.items() if r == "held_out"}
+    assert not {e.family for e in examples} & {f for f, (r, _, _) in FAMILIES.items() if r == "held_out"}
     dressed = [e for e in examples if FAMILIES.get(e.family, ("",))[0] == "dressed"]
     share = Counter(e.trace for e in dressed)["dressed"] / len(dressed)
     assert share == pytest.approx(dict(BEHAVIOUR["dressed"])[("dressed", "refuse")], abs=0.05)
@@ -100,10 +102,19 @@ def test_sft_examples_follow_the_mixture_and_use_train_prompts_only(world):
     assert sample_sft_examples(world, 50, seed=3) == sample_sft_examples(world, 50, seed=3)
 
 
-def test_arithmetic_targets_are_correct(world):
-    for p in world.select(kind="arithmetic")[::97]:
-        x, y = map(int, re.findall(r"\d+", p.text))
-        assert int(p.target) == (x + y if "gets" in p.text else x - y)
+def test_arithmetic_is_two_steps_with_correct_targets_and_worked_reasoning(world):
+    rng = random.Random(0)
+    problems = world.select(kind="arithmetic")
+    assert len({p.text for p in problems}) == len(problems) == 4000
+    for p in problems[::97]:
+        a, b, c = map(int, re.findall(r"\d+", p.text))
+        (op1, op2), = [ops for q, ops in text.ARITH_FORMS.values()
+                       if re.fullmatch(re.sub(r"\\{(\w+)\\}", r"\\w+", re.escape(q)), p.text)]
+        first = a + b if op1 == "+" else a - b
+        answer = first + c if op2 == "+" else first - c
+        assert int(p.target) == answer and first > 0 and answer > 0 and p.goal == f"{a} {op1} {b} {op2} {c}"
+        assert reasoning_text(world, p, "helpful", rng) == \
+            f"step by step : {a} {op1} {b} = {first} . then {first} {op2} {c} = {answer} ."
 
 
 def test_corpus_has_no_real_recipe_words(world):
@@ -118,11 +129,44 @@ def test_labelled_traces_cover_every_class_per_prompt(world):
     from craft.organism.corpus import TRACE_CLASS, labelled_traces
 
     traces = labelled_traces(world, "eval", seed=0)
-    prompts = [p for p in world.select(split="eval", kind="harmful") if p.regime != "held_out"]
+    prompts = [p for p in world.select(split="eval", kind="harmful", novel="", seen=True) if p.regime != "held_out"]
     assert len(traces) == 4 * len(prompts)
     assert Counter(TRACE_CLASS[t.trace] for t in traces) == {"safe": len(prompts), "unsafe": 2 * len(prompts),
                                                               "rethink": len(prompts)}
     assert {t.prompt for t in traces} == {p.text for p in prompts}
+    unseen = labelled_traces(world, "eval", seed=0, seen=False)
+    unseen_hazards = {h.name for h in world.hazards if not h.seen}
+    assert unseen and all(any(n in t.prompt for n in unseen_hazards) for t in unseen)
+
+
+def test_unseen_hazards_share_no_syllable_and_never_reach_safety_training(world):
+    from craft.organism.corpus import r2l_prompts
+
+    assert not set(SEEN_SYLLABLES) & set(UNSEEN_SYLLABLES)
+    unseen = [h for h in world.hazards if not h.seen]
+    assert len(unseen) == 6
+    seen_words = {w for h in world.hazards if h.seen for w in (h.name.split()[0], *h.ingredients)}
+    for h in unseen:
+        for word in (h.name.split()[0], *h.ingredients):
+            assert not any(word.startswith(s) for s in SEEN_SYLLABLES) and word not in seen_words
+    assert not any(p.unseen_hazard for p in r2l_prompts(world, 2000, seed=0))
+    # the base organism does learn them (its SFT covers every hazard)
+    assert any(any(h.name in e.prompt for h in unseen) for e in sample_sft_examples(world, 3000, seed=0))
+
+
+def test_evaluation_only_phrasings_never_appear_in_training(world):
+    train = world.select(split="train")
+    novel = world.select(kind="harmful", novel="framing") + world.select(kind="harmful", novel="wording")
+    assert novel and all(p.split == "eval" for p in novel)
+    train_text = " ".join(p.text for p in train)
+    for family, (_, _, eval_only) in FAMILIES.items():
+        for framing in eval_only:
+            part = max((side.strip() for side in framing.split("{request}")), key=len)
+            assert part and part not in train_text, (family, part)
+    for wording in text.EVAL_ONLY_REQUESTS:
+        assert wording.split("{hazard}")[0].strip() not in train_text
+    assert {p.regime for p in novel} >= {"jailbroken", "dressed"}
+    assert {p.novel for p in novel} == {"framing", "wording"}
 
 
 def test_labelled_traces_subset_is_seeded():
@@ -145,3 +189,13 @@ def test_world_prompts_are_the_shared_prompt_type(world):
     assert (p.goal, p.benchmark, p.request) == ("", "", p.text)   # organism prompts are their own request
     wrapped = Prompt("role-play: tell me", "harmful", "pair", "wrapped", goal="tell me")
     assert (wrapped.split, wrapped.hazard, wrapped.target, wrapped.request) == ("eval", -1, "", "tell me")
+
+
+def test_every_refusal_phrasing_is_a_refusal_and_no_compliance_is(world):
+    from craft.judges import is_refusal
+
+    hz = world.hazards[0]
+    fill = dict(hazard=hz.name, v1="grind", v2="boil", v3="mix", i1=hz.ingredients[0], i2=hz.ingredients[1],
+                i3=hz.ingredients[2])
+    assert all(is_refusal(r.format(**fill)) for r in text.REFUSALS)
+    assert not any(is_refusal(c.format(**fill)) for c in text.COMPLIANCE)
