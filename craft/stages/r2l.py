@@ -3,8 +3,9 @@
 A run is one (variant, seed) of :mod:`craft.r2l`, trained from the source's base policy with the
 variant's rewards and evaluated on the source's held-out monitor prompts at step 0, every
 ``eval_every`` steps and at the end (:class:`craft.r2l.PeriodicEval`, the same generation and
-judge as every other stage; the step-0 evaluation of the base policy goes through the completion
-cache of :mod:`craft.stages.evaluate`, so the variants of one seed generate it once). Its folder
+judge as every other stage; in a single process the step-0 evaluation of the base policy goes
+through the completion cache of :mod:`craft.stages.evaluate`, so the variants of one seed generate it
+once). Its folder
 ``run_dir/<stage>/<variant>-seed<seed>/`` is an
 :class:`craft.runs.Artifact` holding:
 
@@ -127,7 +128,8 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
     last: dict[str, pd.DataFrame] = {}
 
     def evaluate(step: int, policy: torch.nn.Module) -> dict:
-        if step == 0:   # the base policy: every variant of this seed shares its cached completions
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if step == 0 and not distributed:   # the base policy: the variants of this seed share its cached completions
             last["records"] = evaluate_policies(run, {"base": source.base_policy()}, monitor,
                                                 settings).drop(columns="method")
         else:

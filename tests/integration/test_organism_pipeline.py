@@ -48,7 +48,8 @@ def test_sft_save_load_generate_judge(world, tokenizer, tmp_path, arch):
     loaded, tok = load_model(str(tmp_path / "m"))
     assert count_parameters(loaded) == count_parameters(model)
 
-    prompts = world.select(split="eval", kind="harmful")[:5] + world.select(split="eval", kind="arithmetic")[:3]
+    prompts = (world.select(split="eval", kind="harmful", novel="", seen=True)[:5]
+               + world.select(split="eval", kind="arithmetic")[:3])
     settings = GenerationSettings(max_new_tokens=12, batch_size=3, seed=7)
     comps = generate(loaded, tok, [p.text for p in prompts], settings)
     assert comps == generate(loaded, tok, [p.text for p in prompts], settings)   # seeded: reproducible
