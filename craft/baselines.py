@@ -180,7 +180,7 @@ def _bars_off(off: bool) -> Iterator[None]:
 def sft_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
                 cfg: SFTBaselineConfig, output_dir: str, *, callbacks: Sequence[TrainerCallback] = (),
                 disable_tqdm: bool = True, **overrides) -> SFTTrainer:
-    """An ``SFTTrainer`` on a :func:`safe_sft_examples` dataset (trains ``model`` in place)."""
+    """An ``SFTTrainer`` on a dataset of :func:`sft_dataset` rows (trains ``model`` in place)."""
     with _bars_off(disable_tqdm):   # TRL tokenises the dataset here
         return _quiet(SFTTrainer(model=model, args=sft_config(cfg, output_dir, disable_tqdm=disable_tqdm, **overrides),
                                  train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)))
@@ -197,7 +197,7 @@ def frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
 def dpo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
                 cfg: DPOBaselineConfig, output_dir: str, *, ref_model: PreTrainedModel | None = None,
                 callbacks: Sequence[TrainerCallback] = (), disable_tqdm: bool = True, **overrides) -> DPOTrainer:
-    """A ``DPOTrainer`` with the IPO loss on a :func:`preference_pairs` dataset. The reference is
+    """A ``DPOTrainer`` with ``cfg.loss_type`` on a :func:`preference_dataset`. The reference is
     ``ref_model``, or a :func:`frozen_copy` of ``model`` as it is now."""
     ref = frozen_copy(model) if ref_model is None else ref_model
     with _bars_off(disable_tqdm):
