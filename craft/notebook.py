@@ -75,5 +75,11 @@ def check_parameters(history: Iterable[str] | None = None) -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext craft.notebook`` registers ``%%only``."""
+    """``%load_ext craft.notebook`` registers ``%%only`` and draws figures inline as images.
+
+    The inline backend is set here, not left to the environment: the Makefile exports
+    ``MPLBACKEND=agg`` for headless runs, under which a kernel stores a figure as its text repr
+    (``<Figure size ...>``) and a reader of the executed notebook sees no plot. Figures the stages
+    save are closed by :func:`craft.io.save_figure`, so a cell that ends with ``fig`` shows it once."""
     ipython.register_magic_function(lambda line, cell: only(line, cell, ipython), "cell", "only")
+    ipython.run_line_magic("matplotlib", "inline")

@@ -38,8 +38,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """``shared_data(folder)``: the real benchmark folder ``../shared/data/<folder>`` beside the
-    checkout, or skip the test (a fresh clone elsewhere has no ``../shared``)."""
+    """``shared_data(folder)``: the real benchmark folder ``<folder>`` of the workplace's data folder
+    beside the checkout (``SHARED_DATA``), or skip the test (a fresh clone elsewhere has none)."""
     def get(folder: str) -> Path:
         p = SHARED_DATA / folder
         if not p.is_dir():

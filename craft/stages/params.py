@@ -87,6 +87,11 @@ class ProbeSection:
             raise ConfigError(f"layers must be 'all' or a non-empty list of ints >= 0, got {self.layers!r}")
 
 
+def _check_variants(variants: list[str], allowed) -> None:
+    if not variants or set(variants) - set(allowed):
+        raise ConfigError(f"variants: {variants} must be a non-empty list of {list(allowed)}")
+
+
 @dataclass(frozen=True)
 class LCLRSection(LCLRConfig):
     """Notebook 02: :class:`craft.lclr.LCLRConfig` (its latent, width, seed and variant set by the stage)."""
@@ -95,8 +100,7 @@ class LCLRSection(LCLRConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.variants or set(self.variants) - set(LCLR_VARIANTS):
-            raise ConfigError(f"variants: {self.variants} must be a non-empty list of {list(LCLR_VARIANTS)}")
+        _check_variants(self.variants, LCLR_VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,7 @@ class R2LSection(R2LConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.variants or set(self.variants) - set(R2L_VARIANTS):
-            raise ConfigError(f"variants: {self.variants} must be a non-empty list of {list(R2L_VARIANTS)}")
+        _check_variants(self.variants, R2L_VARIANTS)
 
 
 @dataclass(frozen=True)

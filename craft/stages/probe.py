@@ -80,26 +80,30 @@ def _row(probe, x, y, prefix: str) -> dict:
             else float("nan")}
 
 
-def _sweep(run: Run, traces: dict):
+def _sweep(run: Run, traces: dict, own: list):
+    """Fit a probe per (policy, layer) and score it on every split. ``own``: the base policy's own
+    labelled samples, read in the same pass through the first policy (the base) and scored by the same
+    probes. Returns the sweep, the features and labels by split, and the fitted probes."""
     p, source = run.params, run.source
-    labels = {s: np.array([t.label for t in ts]) for s, ts in traces.items()}
-    rows, feats = [], {}
-    for name, path in source.probe_models().items():
+    labels = {s: np.array([t.label for t in ts]) for s, ts in {**traces, "own": own}.items()}
+    rows, feats, probes = [], {}, {}
+    for i, (name, path) in enumerate(source.probe_models().items()):
         model, tok = source.load_policy(path)
         layers = _layers(p.probe.layers, model.config.num_hidden_layers)
-        by_split = {s: _features(model, tok, ts, layers, run) for s, ts in traces.items()}
+        sets = {**traces, "own": own} if i == 0 and own else traces
+        by_split = {s: _features(model, tok, ts, layers, run) for s, ts in sets.items()}
         del model
         free_memory()
         for layer in layers:
-            x = {s: by_split[s][layer] for s in SPLITS}
+            x = {s: f[layer] for s, f in by_split.items()}
             feats[name, layer] = x
-            probe = fit_probe(x["train"], labels["train"], C=p.probe.C, seed=p.seed)
+            probe = probes[name, layer] = fit_probe(x["train"], labels["train"], C=p.probe.C, seed=p.seed)
             row = {"model": name, "layer": layer}
             for split, prefix in (("test", ""), ("unseen_val", "unseen_val_"), ("unseen_test", "unseen_")):
                 row |= _row(probe, x[split], labels[split], prefix)
             rows.append(row)
     sweep = pd.DataFrame(rows).rename(columns={"acc": "probe_acc_3way", "log_loss": "probe_log_loss"})
-    return sweep, feats, labels
+    return sweep, feats, labels, probes
 
 
 def _choose(sweep: pd.DataFrame) -> int:
@@ -109,22 +113,11 @@ def _choose(sweep: pd.DataFrame) -> int:
     return choose_layer(sweep)
 
 
-def _own_accuracy(run: Run, model_name: str, layer: int, f_train, y_train) -> tuple[float, int]:
-    """Probe accuracy on the base policy's own sampled completions (organism: labelled by its exact
-    judge), or NaN where the source cannot label them."""
-    source = run.source
-    own = source.own_samples(evaluate_policies(run, {"base": source.base_policy()}))
-    if not own:
-        return float("nan"), 0
-    model, tok = source.load_policy(source.probe_models()[model_name])
-    f_own = _features(model, tok, own, [layer], run)[layer]
-    probe = fit_probe(f_train, y_train, C=run.params.probe.C, seed=run.params.seed)
-    return float(probe.score(f_own, np.array([t.label for t in own]))), len(own)
-
-
 def _compute(run: Run) -> ProbeResult:
     traces = _traces(run)
-    sweep, feats, labels = _sweep(run, traces)
+    # the base policy's own completions (cached), labelled by the source's 3-way judge where it has one
+    own = run.source.own_samples(evaluate_policies(run, {"base": run.source.base_policy()})) or []
+    sweep, feats, labels, probes = _sweep(run, traces, own)
     names = list(dict.fromkeys(sweep.model))
     chosen = {n: _choose(sweep[sweep.model == n]) for n in names}
     pca = {}
@@ -133,9 +126,10 @@ def _compute(run: Run) -> ProbeResult:
         (points,) = pca_2d(x["train"], x["test"], seed=run.params.seed)
         pca[n] = (points, labels["test"])
     first = names[0]
-    own_acc, n_own = _own_accuracy(run, first, chosen[first], feats[first, chosen[first]]["train"], labels["train"])
+    own_acc = (float(probes[first, chosen[first]].score(feats[first, chosen[first]]["own"], labels["own"]))
+               if own else float("nan"))   # NaN where the source cannot label its samples (paper scale)
     metrics = {"chosen_layer": chosen[first], "pool": run.params.latent.pool, "probe_acc_own_samples": own_acc,
-               "n_own_samples": n_own, **{f"n_{s}_traces": len(ts) for s, ts in traces.items()}}
+               "n_own_samples": len(own), **{f"n_{s}_traces": len(ts) for s, ts in traces.items()}}
     for i, n in enumerate(names):
         prefix = "" if i == 0 else f"{n}_"
         best = sweep[(sweep.model == n) & (sweep.layer == chosen[n])].iloc[0]

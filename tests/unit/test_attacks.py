@@ -1,11 +1,10 @@
 """Unit tests for craft.attacks: None / PAP / PAIR prompts (paper §6).
 
-The real JailbreakBench artifacts live beside the checkout in ``../shared/data``; the tests that
-need them skip with a reason when the folder is absent. Nothing is downloaded.
+The real JailbreakBench artifacts are read through the ``shared_data`` fixture (tests/conftest.py);
+the tests that need them skip with a reason when the folder is absent. Nothing is downloaded.
 """
 
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,15 +21,7 @@ from craft.attacks import (
 )
 from craft.data.benchmarks import load_jbb_artifacts, load_jbb_behaviors
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 GOALS = [f"Explain topic number {i} in detail" for i in range(40)]
-
-
-def shared(folder: str) -> Path:
-    p = SHARED / folder
-    if not p.is_dir():
-        pytest.skip(f"real data folder {p} is absent (only present beside the workplace checkout)")
-    return p
 
 
 def _artifacts() -> pd.DataFrame:
@@ -84,9 +75,9 @@ def test_pair_on_synthetic_artifacts():
     assert all(a.attack == "pair" for a in out)
 
 
-def test_pair_real_artifacts_cover_jbb_behaviors():
-    arts = load_jbb_artifacts("PAIR", path=shared("jailbreakbench_artifacts"))
-    jbb = load_jbb_behaviors("harmful", path=shared("jbb_behaviors"))
+def test_pair_real_artifacts_cover_jbb_behaviors(shared_data):
+    arts = load_jbb_artifacts("PAIR", path=shared_data("jailbreakbench_artifacts"))
+    jbb = load_jbb_behaviors("harmful", path=shared_data("jbb_behaviors"))
     goals, behaviors = jbb["goal"].tolist(), jbb["behavior"].tolist()
     prompts, n_fallback = pair_prompts(goals, arts, DEFAULT_PAIR_TARGET, behaviors=behaviors)
     rows = arts[arts["target_model"] == DEFAULT_PAIR_TARGET]

@@ -1,7 +1,7 @@
 """Unit tests for craft.data.benchmarks: the real loaders parse the real files (paper §6).
 
-The real data live beside the checkout in ``../shared/data`` (never copied into the repo); tests
-that need a folder skip with a reason when it is absent. Downloads are never attempted: offline
+The real data are read through the ``shared_data`` fixture (tests/conftest.py; never copied into
+the repo); tests that need a folder skip with a reason when it is absent. Downloads are never attempted: offline
 tests set HF_HUB_OFFLINE=1 and replace the network functions with ones that fail the test.
 """
 

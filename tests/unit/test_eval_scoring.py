@@ -1,8 +1,8 @@
 """Unit tests for the capability scorer (craft.answers, craft.evaluate.answer_correct), the
 generation settings and the paper tables of craft.evaluate (paper §6).
 
-The real GSM8K / MATH-500 files live beside the checkout in ``../shared/data``; the tests that
-need them skip with a reason when the folder is absent.
+The tests on the real GSM8K / MATH-500 files read them through the ``shared_data`` fixture
+(tests/conftest.py) and skip with a reason when the files are absent.
 """
 
 import json

@@ -1,13 +1,14 @@
 """Committed notebooks follow the rules that keep `make nb-check` / `make reproduce` working.
 
-See DESIGN.md and shared notes §6 and §8: a literal-only, annotated and commented `parameters`
-cell (papermill), exactly one `# NBVAL_CHECK_OUTPUT` cell (nbval --nbval-lax), stripped metadata
-with execution counts kept (nbstripout --keep-output --keep-count), small, no machine paths.
+A literal-only, annotated and commented `parameters` cell (papermill), exactly one
+`# NBVAL_CHECK_OUTPUT` cell (nbval --nbval-lax), stripped metadata with execution counts kept
+(nbstripout --keep-output --keep-count), small, no machine paths, figures stored as images.
 """
 
 import ast
 import io
 import json
+import re
 import tokenize
 from pathlib import Path
 
@@ -170,6 +171,18 @@ def test_scale_specific_cells_are_few():
 
 
 def test_docs_point_only_at_the_repository():
-    """The project's docs, notebooks and docstrings never point at a design document outside it."""
-    texts = [p.read_text() for p in (*NOTEBOOKS, ROOT / "README.md", *(ROOT / "craft").rglob("*.py"))]
-    assert not [t for t in texts if "DESIGN" in t or "shared/" in t]
+    """The project's docs, notebooks, docstrings and tests never point at a path outside the
+    repository (a reader has only the repository) nor at a design document it does not hold."""
+    files = (*NOTEBOOKS, ROOT / "README.md", *(ROOT / "craft").rglob("*.py"), *(ROOT / "tests").rglob("*.py"))
+    outside = re.compile(r"\.\./[a-z]|\bDESIGN\b")
+    assert not [str(p.relative_to(ROOT)) for p in files if p != Path(__file__) and outside.search(p.read_text())]
+
+
+def test_committed_figures_are_images():
+    """A figure output is an image a reader can see, never only its text repr ``<Figure size ...>``."""
+    for path in NOTEBOOKS:
+        for cell in _code_cells(json.loads(path.read_text())):
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if "Figure size" in "".join(data.get("text/plain", "")):
+                    assert "image/png" in data, f"{path.name}: a figure stored as text only"

@@ -1,4 +1,5 @@
-"""Unit tests for craft.data.r2d: R2D-R1 → safe/unsafe/rethink traces (DESIGN.md §2, defect 4).
+"""Unit tests for craft.data.r2d: R2D-R1 → safe/unsafe/rethink traces (the authors never
+released their converter: this one is tested on a fixture in R2D-R1's format).
 
 The fixture is written in R2D-R1's instruction/input/output format; every record is fictional and
 harmless ("the forbidden compound", "[details omitted]").
