@@ -57,7 +57,34 @@ class GenerationSettings:
         check_fields(self)
 
 
+def _sampling(settings: GenerationSettings) -> dict:
+    return dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
+        if settings.do_sample else dict(do_sample=False, temperature=None, top_p=None)
+
+
 @torch.no_grad()
+def generate_batches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                     settings: GenerationSettings = GenerationSettings(), progress: bool = False, per_batch=None):
+    """Yield ``(enc, seq, context, kwargs)`` per batch: the left-padded chat-templated prompts, the
+    generated ids (B, P + T), and what ``per_batch(enc) -> (context manager, generate kwargs)`` gave
+    (``None, {}`` without it; the context is active during ``generate``, e.g. a hook that captures
+    hidden states). Batch ``b`` is sampled under ``torch.manual_seed(settings.seed + b)``."""
+    from contextlib import nullcontext
+
+    model.eval()
+    starts = range(0, len(prompts), settings.batch_size)
+    for b, start in enumerate(tqdm(starts, desc="generate", **bar_options(progress))):
+        texts = [render_prompt(tokenizer, p) for p in prompts[start:start + settings.batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        enc = enc.to(model.device)
+        context, kwargs = per_batch(enc) if per_batch is not None else (None, {})
+        torch.manual_seed(settings.seed + b)
+        with context if context is not None else nullcontext():
+            seq = model.generate(**enc, max_new_tokens=settings.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 **_sampling(settings), **kwargs)   # (B, P + T)
+        yield enc, seq, context, kwargs
+
+
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
              settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> list[str]:
     """Completions for user ``prompts`` (chat-templated), special tokens removed.
@@ -65,17 +92,8 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     Batch ``b`` is sampled under ``torch.manual_seed(settings.seed + b)``, so the same
     prompts, order, batch size and seed give the same completions on the same machine.
     """
-    model.eval()
-    sample = dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
-        if settings.do_sample else dict(do_sample=False, temperature=None, top_p=None)
     out: list[str] = []
-    starts = range(0, len(prompts), settings.batch_size)
-    for b, start in enumerate(tqdm(starts, desc="generate", **bar_options(progress))):
-        texts = [render_prompt(tokenizer, p) for p in prompts[start:start + settings.batch_size]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-        torch.manual_seed(settings.seed + b)
-        seq = model.generate(**enc.to(model.device), max_new_tokens=settings.max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, **sample)   # (B, P + T)
+    for enc, seq, _, _ in generate_batches(model, tokenizer, prompts, settings, progress):
         out += tokenizer.batch_decode(seq[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 

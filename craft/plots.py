@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -237,5 +239,81 @@ def method_table(table: pd.DataFrame, title: str = "harmful rate (lower is safer
     ax.set_xticks(range(values.shape[1]), [f"{b}\n{k}" for b, k in table.columns], fontsize=7)
     ax.set_yticks(range(values.shape[0]), list(table.index), fontsize=9)
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+MONITOR_COLORS = {"safe": "#4c72b0", "rethink": "#dd8452", "dressed-up SSA": "#c44e52", "jailbroken": "#8c1c13",
+                  "benign": "#55a868"}
+
+
+def _mean_band(ax, rows: list[np.ndarray], x: np.ndarray, color: str, label: str) -> None:
+    grid = np.full((len(rows), len(x)), np.nan)
+    for i, r in enumerate(rows):
+        grid[i, :len(r)] = r[:len(x)]
+    enough = (~np.isnan(grid)).sum(0) >= 5               # a point needs five completions behind it
+    with warnings.catch_warnings():                      # all-NaN columns (not enough completions) are dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, lo, hi = np.nanmean(grid, 0), np.nanpercentile(grid, 25, 0), np.nanpercentile(grid, 75, 0)
+    ax.plot(x[enough], mean[enough], color=color, label=f"{label} (n={len(rows)})")
+    ax.fill_between(x[enough], lo[enough], hi[enough], color=color, alpha=0.15)
+
+
+def monitor_trajectories(groups: dict[str, list[list[float]]], aligned: dict[str, list[np.ndarray]],
+                         threshold: float, max_tokens: int = 100, window: int = 30) -> plt.Figure:
+    """p_z after each reasoning token, mean and interquartile band per kind of completion (left), and
+    around the first disclosed recipe step (right: ``aligned`` rows hold p_z at offsets -window..window)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    x = np.arange(max_tokens)
+    for name, rows in groups.items():
+        _mean_band(ax, [np.asarray(r) for r in rows], x, MONITOR_COLORS.get(name, "gray"), name)
+    ax.set_xlabel("reasoning tokens read")
+    ax.set_ylabel("running p_z = P(safe | latent so far)")
+    offsets = np.arange(-window, window + 1)
+    for name, rows in aligned.items():
+        grid = np.vstack(rows) if rows else np.empty((0, len(offsets)))
+        enough = (~np.isnan(grid)).sum(0) >= 5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(grid, 0)
+        bx.plot(offsets[enough], mean[enough], color=MONITOR_COLORS.get(name, "gray"), label=f"{name} (n={len(rows)})")
+    bx.axvline(0, color="black", lw=0.8, ls=":")
+    bx.set_xlabel("tokens from the first disclosed recipe step")
+    for a in (ax, bx):
+        a.axhline(threshold, color="black", lw=0.8, ls="--", label="alarm threshold" if a is ax else None)
+        a.set_ylim(0, 1)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="lower left")
+    ax.set_title("as the reasoning streams (base policy)", fontsize=9)
+    bx.set_title("around the first disclosure", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, list[int]]) -> plt.Figure:
+    """Detection AUROC against the share of the reasoning read (left), and the lead of each monitor's
+    alarm over the first disclosed recipe step (right: > 0 is before it; a stop there prevents it)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.6), width_ratios=[1, 1.4])
+    for name, curve in auroc.items():
+        f = sorted(curve)
+        ax.plot([100 * v for v in f], [curve[v] for v in f], marker="o", label=name)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("% of the reasoning read")
+    ax.set_ylabel("AUROC, harmful vs not (harmful prompts)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    values = [v for vs in leads.values() for v in vs]
+    bins = np.arange(min(values, default=0) - 0.5, max(values, default=0) + 1.5) if values else 10
+    for i, (name, vs) in enumerate(leads.items()):
+        label = f"{name} (median {np.median(vs):+.0f}, n={len(vs)})" if vs else f"{name} (no alarm)"
+        if vs and len(set(vs)) == 1:                     # one value for every completion: a line, not a spike
+            bx.axvline(vs[0], color=f"C{i}", lw=2, label=label)
+        else:
+            bx.hist(vs, bins=bins, alpha=0.6, color=f"C{i}", label=label)
+    bx.axvline(0.5, color="black", lw=0.8, ls=":")
+    bx.set_xlabel("lead in tokens: first disclosure − alarm (≥ 1: stopping there prevents it)")
+    bx.set_ylabel("completions")
+    bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -38,11 +38,12 @@ from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
 from craft.reward_scorers import LatentScorer, random_heads
 from craft.rewards import VARIANTS, build_rewards, variant_weights
+from craft.rollout import CapturingRollout
 from craft.runs import is_main_process, last_complete_checkpoint
 from craft.types import Prompt
 
 __all__ = ["GRPO_RESERVED", "PeriodicEval", "R2LConfig", "build_trainer", "grpo_config", "latent_scorer",
-           "lora_config", "make_prompt_dataset", "train"]
+           "lora_config", "make_prompt_dataset", "rollout_for", "train"]
 
 # GRPOConfig keys that craft sets itself (from the variant, the device, the run), never from ``grpo``.
 GRPO_RESERVED = ("output_dir", "reward_weights", "use_cpu", "bf16", "fp16", "report_to", "disable_tqdm", "seed",
@@ -88,6 +89,7 @@ class R2LConfig:
     gamma: float = field(default=0.5, metadata=rule(ge=0))
     harmful_only: bool = True               # R_ls, R_cons on harmful prompts only (ours; the paper: False)
     task_reward: float = field(default=0.0, metadata=rule(ge=0))   # arithmetic TaskReward weight; 0 = off (ours)
+    capture_latents: bool = True           # latent reward from the states generate computed (craft.rollout)
     use_lora: bool = False
     lora_r: int = field(default=16, metadata=rule(ge=1))
     lora_alpha: int = field(default=32, metadata=rule(ge=1))
@@ -160,6 +162,16 @@ def _ensure_reference_source(model: PreTrainedModel, cfg: R2LConfig, output_dir:
     model.config._name_or_path = path
 
 
+def rollout_for(cfg: R2LConfig, scorer: LatentScorer | None, spec: LatentSpec | None,
+                tokenizer: PreTrainedTokenizerBase) -> CapturingRollout | None:
+    """The rollout function of a run: :class:`craft.rollout.CapturingRollout` when the reward has
+    latent terms, ``cfg.capture_latents`` is on and TRL generates with the policy itself; None (TRL's
+    own rollouts; the reward recomputes the latents) for output-only rewards and for vLLM."""
+    if scorer is None or not cfg.capture_latents or cfg.grpo.get("use_vllm", False):
+        return None
+    return CapturingRollout(spec, tokenizer)
+
+
 def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
                   heads: LCLRHeads | None, spec: LatentSpec | None, judge: Judge, cfg: R2LConfig,
                   output_dir: str, *, callbacks: Sequence[TrainerCallback] = (),
@@ -168,6 +180,9 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
 
     ``no_lclr`` replaces ``heads`` by :func:`craft.reward_scorers.random_heads` (seed ``cfg.seed``).
     ``heads``/``spec`` may be None for ``output_only``. ``overrides`` go to :func:`grpo_config`.
+    With latent terms and ``cfg.capture_latents`` the rollouts are :class:`craft.rollout.CapturingRollout`
+    (the policy's own ``generate``, its latents kept for the reward); with ``use_vllm`` they are
+    TRL's vLLM rollouts and the reward recomputes the latents with a truncated forward.
     With ``beta > 0`` and no LoRA the KL reference is ``model``'s weights at this call (see
     :func:`_ensure_reference_source`); with LoRA it is the adapter-disabled model.
     """
@@ -176,10 +191,13 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
     _ensure_reference_source(model, cfg, output_dir)
     funcs, _, scorer = build_rewards(cfg.variant, heads, spec, tokenizer, judge, cfg.weights,
                                      cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs,
-                          args=grpo_config(cfg, output_dir, disable_tqdm=disable_tqdm, **overrides),
-                          train_dataset=train_dataset, processing_class=tokenizer,
-                          callbacks=list(callbacks), peft_config=lora_config(cfg))
+    with warnings.catch_warnings():   # TRL marks rollout_func experimental; ours is tested against its own path
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+        trainer = GRPOTrainer(model=model, reward_funcs=funcs,
+                              args=grpo_config(cfg, output_dir, disable_tqdm=disable_tqdm, **overrides),
+                              train_dataset=train_dataset, processing_class=tokenizer,
+                              callbacks=list(callbacks), peft_config=lora_config(cfg),
+                              rollout_func=rollout_for(cfg, scorer, spec, tokenizer))
     if scorer is not None:
         scorer.trainer = trainer
     return trainer

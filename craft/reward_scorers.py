@@ -28,11 +28,12 @@ from craft.latents import CLOSE_TAG, LatentSpec, TraceBatch, _close_token_id, la
 from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
 
-__all__ = ["NEUTRAL", "JudgedBatch", "LatentScorer", "TextJudge", "left_pad_batch", "random_heads"]
+__all__ = ["LATENT_COLUMN", "NEUTRAL", "JudgedBatch", "LatentScorer", "TextJudge", "left_pad_batch", "random_heads"]
 
 log = logging.getLogger(__name__)
 
 NEUTRAL = 0.5        # P(safe) of a text the judge failed on
+LATENT_COLUMN = "craft_latent"   # per completion, THE latent captured during generation, or None (craft.rollout)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -109,11 +110,13 @@ def left_pad_batch(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence
 
 
 class LatentScorer:
-    """One no-grad forward of ``trainer.model`` per batch → the LCLR terms of every completion.
+    """THE latent of every completion → its LCLR terms: captured during generation when the rollout
+    gave it (:mod:`craft.rollout`), else one no-grad truncated forward of ``trainer.model``.
 
     Set ``scorer.trainer = trainer`` once the ``GRPOTrainer`` exists. :meth:`terms` caches the
     last batch (key: step, prompts, completion ids), so R_ls and R_cons cost one truncated
-    forward together (``n_forwards`` counts them, ``seconds`` times them). ``max_batch`` splits
+    forward together (``n_forwards`` counts them, ``seconds`` times the terms, ``n_captured`` and
+    ``n_recomputed`` count the rows of each kind). ``max_batch`` splits
     that forward into row chunks for large models (None: all rows at once). Heads that record
     their latent (:meth:`craft.lclr.LCLRHeads.check_latent`) must have been fit on ``spec`` and, at
     the first batch, on the policy's width.
@@ -126,7 +129,7 @@ class LatentScorer:
         self.heads, self.spec, self.tokenizer, self.max_batch = heads, spec, tokenizer, max_batch
         self.trainer = None
         self.close_id = _close_token_id(tokenizer)   # raises unless </think> is one token
-        self.n_forwards, self.seconds = 0, 0.0
+        self.n_forwards, self.seconds, self.n_captured, self.n_recomputed = 0, 0.0, 0, 0
         self._key, self._terms = None, None
 
     def prompt_ids(self, prompts: Sequence) -> list[list[int]]:
@@ -166,17 +169,34 @@ class LatentScorer:
             model.train(was_training)
         return torch.cat(out)                                                                       # (N, d)
 
-    def terms(self, prompts: Sequence, completion_ids: Sequence[Sequence[int]],
-              step: int | None = None) -> dict[str, Tensor]:
-        """``cos_safe``, ``cos_unsafe``, ``cos_rethink``, ``p_z``: each (N,) float32 on CPU."""
+    def _features(self, prompts: Sequence, completion_ids: Sequence[Sequence[int]],
+                  captured: Sequence[Tensor | None] | None) -> Tensor:
+        """The captured latent of each row where there is one, the truncated forward's elsewhere."""
+        missing = list(range(len(prompts))) if captured is None else [i for i, z in enumerate(captured) if z is None]
+        self.n_captured += len(prompts) - len(missing)
+        self.n_recomputed += len(missing)
+        if len(missing) == len(prompts):
+            self.n_forwards += 1
+            return self.features(prompts, completion_ids)
+        rows = [None if z is None else torch.as_tensor(z, dtype=torch.float32) for z in captured]
+        if missing:
+            self.n_forwards += 1
+            fresh = self.features([prompts[i] for i in missing], [completion_ids[i] for i in missing])
+            for i, z in zip(missing, fresh):
+                rows[i] = z.float().cpu()
+        return torch.stack([r.cpu() for r in rows])                                              # (N, d)
+
+    def terms(self, prompts: Sequence, completion_ids: Sequence[Sequence[int]], step: int | None = None,
+              captured: Sequence[Tensor | None] | None = None) -> dict[str, Tensor]:
+        """``cos_safe``, ``cos_unsafe``, ``cos_rethink``, ``p_z``: each (N,) float32 on CPU.
+        ``captured``: per row, THE latent captured during generation, or None (recomputed)."""
         key = (step, tuple(map(_prompt_key, prompts)), tuple(tuple(c) for c in completion_ids))
         if key != self._key:
             t0 = time.perf_counter()
             w = self.heads.safety.linear.weight
-            feats = self.features(prompts, completion_ids).to(device=w.device, dtype=w.dtype)  # (N, d)
+            feats = self._features(prompts, completion_ids, captured).to(device=w.device, dtype=w.dtype)  # (N, d)
             self._terms = {k: v.float().cpu() for k, v in self.heads.latent_reward_terms(feats).items()}
             self._key = key
-            self.n_forwards += 1
             self.seconds += time.perf_counter() - t0
         return self._terms
 

@@ -8,7 +8,8 @@ Rewards are plain callable classes with TRL's signature ``f(prompts, completions
 completion_ids, **kwargs) -> list[float]`` and a ``__name__``; not ``nn.Module``s, which TRL
 would treat as classifier reward models. The latent terms share one
 :class:`~craft.reward_scorers.LatentScorer` (one extra no-grad truncated forward of the policy per
-batch) and the text terms one :class:`~craft.reward_scorers.TextJudge`; both cache the batch and
+batch, or none when the rollouts captured the latent: :mod:`craft.rollout`) and the text terms one
+:class:`~craft.reward_scorers.TextJudge`; both cache the batch and
 every reward computes on a miss, so the order of ``reward_funcs`` does not matter.
 
 Deviations and choices:
@@ -41,7 +42,7 @@ from craft.judges import Judge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
-from craft.reward_scorers import LatentScorer, TextJudge, _completion_text, _harmful_flags, _mean, _step
+from craft.reward_scorers import LATENT_COLUMN, LatentScorer, TextJudge, _completion_text, _harmful_flags, _mean, _step
 
 __all__ = ["MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward", "TaskReward",
            "TextSafetyReward", "build_rewards", "variant_weights"]
@@ -56,13 +57,17 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 # ----------------------------------------------------------------------------- rewards
 
-def _latent_terms(scorer, prompts, completion_ids, applied: list[bool], step) -> dict[str, Tensor] | None:
+def _latent_terms(scorer, prompts, completion_ids, applied: list[bool], kwargs: dict) -> dict[str, Tensor] | None:
     """The scorer's terms for the applied rows only (n,), or None when no row applies. R_ls and
-    R_cons pass the same rows, so they share one cached forward; masked rows cost nothing."""
+    R_cons pass the same rows, so they share one cached forward; masked rows cost nothing. Latents
+    captured during generation (the ``craft_latent`` column of :class:`craft.rollout.CapturingRollout`)
+    are used where present."""
     idx = [i for i, a in enumerate(applied) if a]
     if not idx:
         return None
-    return scorer.terms([prompts[i] for i in idx], [completion_ids[i] for i in idx], step)
+    captured = kwargs.get(LATENT_COLUMN)
+    return scorer.terms([prompts[i] for i in idx], [completion_ids[i] for i in idx], _step(kwargs),
+                        None if captured is None else [captured[i] for i in idx])
 
 
 def _scatter(values: list[float], applied: list[bool]) -> list[float]:
@@ -113,7 +118,7 @@ class LatentSafetyReward(_Reward):
 
     def values(self, prompts, completions, completion_ids, kwargs):
         applied = self._applies(kwargs, len(prompts))
-        t = _latent_terms(self.scorer, prompts, completion_ids, applied, _step(kwargs))
+        t = _latent_terms(self.scorer, prompts, completion_ids, applied, kwargs)
         if t is None:                      # an all-benign batch needs no forward
             return [MASKED_VALUE] * len(prompts), applied
         r = self.alpha * t["cos_safe"] - self.beta * t["cos_unsafe"] + self.gamma * t["cos_rethink"]  # (n,)
@@ -148,7 +153,7 @@ class ConsistencyReward(_Reward):
         n, harmful = len(prompts), _harmful_flags(kwargs, len(prompts))
         applied = self._applies(kwargs, n)
         judged = self.text.scores(prompts, completions, _step(kwargs), harmful, kwargs.get("log_metric"))
-        t = _latent_terms(self.scorer, prompts, completion_ids, applied, _step(kwargs))
+        t = _latent_terms(self.scorer, prompts, completion_ids, applied, kwargs)
         if t is None:
             return [MASKED_VALUE] * n, applied
         p_z = _scatter(t["p_z"].tolist(), applied)

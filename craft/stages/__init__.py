@@ -9,6 +9,7 @@ lclr           :func:`~craft.stages.lclr.lclr_stage`         02            ``cra
 r2l            :func:`~craft.stages.r2l.r2l_stage`           03, 05        ``craft r2l``
 baselines      :func:`~craft.stages.baselines.baselines_stage`  04         ``craft baselines``
 evaluate       :func:`~craft.stages.evaluate.evaluate_stage`  00, 04, 05   ``craft evaluate``
+monitor        :func:`~craft.stages.monitor.monitor_stage`   06            ``craft monitor``
 =============  ============================================  ============  =================
 
 Every runner takes a :class:`~craft.stages.common.Run` (:func:`open_run` of

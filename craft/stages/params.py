@@ -20,6 +20,7 @@ are also the parameters of every notebook (so ``papermill -f params/….yaml`` a
 ``evaluate``     decoding of every evaluation (:class:`craft.evaluate.GenerationSettings`)
 ``baselines``    notebook 04: the SFT and preference baselines
 ``ablations``    notebook 05: the ablation variants and the exact GRPO model of Theorem 5.1
+``monitor``      notebook 06: the streaming latent monitor and the obfuscation check
 ===============  ==================================================================================
 
 Organism scale: the file's values are merged over ``params/organism.yaml`` (the notebooks'
@@ -49,7 +50,7 @@ __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_
 
 ORGANISM_PARAMS = "params/organism.yaml"
 TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "probe", "lclr", "r2l", "evaluate",
-            "baselines", "ablations")
+            "baselines", "ablations", "monitor")
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",)}
@@ -161,6 +162,26 @@ class AblationsSection:
 
 
 @dataclass(frozen=True)
+class MonitorSection:
+    """Notebook 06: the latent monitor reading the reasoning as it streams, and the obfuscation check."""
+
+    false_alarm: float = field(default=0.05, metadata=rule(ge=0, lt=1))   # share of benign completions that may alarm
+    min_tokens: int = field(default=1, metadata=rule(ge=1))     # reasoning tokens read before the monitor may alarm
+    fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])   # shares of the reasoning seen
+    text_stride: int = field(default=1, metadata=rule(ge=1))    # the text monitor judges every k-th prefix
+    refusal: str = "i can not help with that ."                 # what a stopped generation answers
+    refit: bool = True                                           # refit the heads on each CRAFT policy
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.fractions or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 < f <= 1
+                                     for f in self.fractions):
+            raise ConfigError(f"fractions: {self.fractions} must be a non-empty list of numbers in (0, 1]")
+        if not self.refusal.strip():
+            raise ConfigError("refusal must be a non-empty text")
+
+
+@dataclass(frozen=True)
 class Params:
     """A whole run (see the module docstring). Build it with :func:`load_params`: it has no defaults
     of its own (the organism's are ``params/organism.yaml``; the paper scale has none)."""
@@ -177,6 +198,7 @@ class Params:
     evaluate: EvaluateSection
     baselines: BaselinesSection
     ablations: AblationsSection
+    monitor: MonitorSection
 
     @property
     def scale(self) -> str:

@@ -163,7 +163,8 @@ def probe_stage(run: Run) -> ProbeResult:
             np.savez(folder / "pca.npz", **{f"{n}__points": p for n, (p, _) in result.pca.items()},
                      **{f"{n}__labels": y for n, (_, y) in result.pca.items()})
         artifact.finish()
-    return result
+    # read back what was written, so that a fresh sweep and a cached one print the same (sorted keys)
+    return dataclasses.replace(_load(folder), cached=False) if is_main_process() else result
 
 
 def _load(folder) -> ProbeResult:

@@ -30,6 +30,17 @@ def jbb_folder(path: Path) -> Path:
     return path
 
 
+def gsm8k_folder(path: Path) -> Path:
+    """test.jsonl in GSM8K's format with 4 one-line problems (the benign prompts of the monitor stage)."""
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    rows = [{"question": f"What is {a} plus {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+            for a, b in ((2, 3), (4, 5), (7, 1), (6, 6))]
+    (path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 # cpu here and in CI; CRAFT_TEST_DEVICE=auto runs the same tests on a GPU in bf16 (README, GPU checks)
 DEVICE = os.environ.get("CRAFT_TEST_DEVICE", "cpu")
 DTYPE = "float32" if DEVICE == "cpu" else "bfloat16"

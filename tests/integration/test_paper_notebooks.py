@@ -1,4 +1,4 @@
-"""Every notebook at paper scale, offline: papermill runs notebooks 00-05 in order with a complete
+"""Every notebook at paper scale, offline: papermill runs notebooks 00-06 in order with a complete
 paper-scale params file that points at a tiny random-init Qwen3 (craft.testing.tiny). The organism
 cells are skipped, every shared cell runs the same stage code, and each notebook writes its metrics."""
 
@@ -7,7 +7,7 @@ import json
 import papermill
 import pytest
 import yaml
-from paper_fixtures import paper_params
+from paper_fixtures import gsm8k_folder, paper_params
 
 from craft.io import project_root
 
@@ -21,11 +21,12 @@ def _cell_text(cell) -> str:
 
 
 def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
-    params = yaml.safe_load(paper_params(tmp_path, "qwen3").read_text())
+    gsm8k = {"capability": ["gsm8k"], "data_paths": {"gsm8k": str(gsm8k_folder(tmp_path / "gsm8k"))}}
+    params = yaml.safe_load(paper_params(tmp_path, "qwen3", source=gsm8k).read_text())   # benign prompts for 06
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert len(NOTEBOOKS) == 6
+    assert len(NOTEBOOKS) == 7
     for nb in NOTEBOOKS:
         out = tmp_path / nb.name
         papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
@@ -37,6 +38,9 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "run" / "metrics" / "05_ablations_and_theory.json").read_text())
     assert {"craft_reasoning_harm_rate", "no_cons_reasoning_harm_rate"} <= set(metrics)
     assert (tmp_path / "run" / "05_ablations_and_theory" / "no_cons-seed0" / "DONE").is_file()
+    monitor = json.loads((tmp_path / "run" / "metrics" / "06_monitor_reasoning.json").read_text())
+    assert {"monitor_auroc_at_25pct", "monitor_false_alarm_benign", "obfuscation_frozen_auroc_craft"} <= set(monitor)
+    assert monitor["monitor_false_alarm_benign"] <= 0.05        # the threshold is fixed on benign prompts
 
 
 def test_an_unknown_papermill_parameter_is_an_error(tmp_path):

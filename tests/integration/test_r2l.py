@@ -88,6 +88,22 @@ def test_scorer_reads_the_latent_of_exactly_the_tokens_trl_generated(base_model,
         torch.testing.assert_close(feats[row], states[len(p):end].mean(0), atol=1e-5, rtol=0)
 
 
+def test_captured_latents_are_trls_rollouts_and_equal_the_recomputed_ones(base_model, tokenizer, harmful_ds,
+                                                                           heads, world, tmp_path):
+    """CapturingRollout generates exactly what TRL's own path generates (same seed, same completions)
+    and the latents it captured equal the truncated forward's to 1e-5."""
+    runs = {}
+    for capture in (True, False):
+        trainer, _ = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path / str(capture), steps=1,
+                         capture_latents=capture)
+        runs[capture] = latent_scorer(trainer)
+    captured, recomputed = runs[True], runs[False]
+    assert (trainer.rollout_func is None) and captured.n_captured > 0 and recomputed.n_captured == 0
+    assert captured._key == recomputed._key                          # same step, prompts, completion ids
+    for k, v in captured._terms.items():                             # scored before the update, both
+        torch.testing.assert_close(v, recomputed._terms[k], atol=1e-5, rtol=0)
+
+
 def test_craft_two_steps(base_model, tokenizer, harmful_ds, heads, world, tmp_path):
     periodic = PeriodicEval(every=1, fn=lambda step, model: {})
     trainer, before = run(base_model, tokenizer, harmful_ds, heads, world, tmp_path, callbacks=[periodic])
@@ -100,7 +116,9 @@ def test_craft_two_steps(base_model, tokenizer, harmful_ds, heads, world, tmp_pa
     assert all(0.0 <= v <= 1.0 for v in logged(trainer, "safety/ssa_rate_cumulative"))
     assert logged(trainer, "safety/judge_failures") == [0.0, 0.0]
     scorer = latent_scorer(trainer)
-    assert scorer.n_forwards == 2 and scorer.trainer is trainer      # exactly one forward per step
+    assert scorer.trainer is trainer and scorer.n_captured > 0       # latents from generate ...
+    assert scorer.n_forwards <= 2 and (scorer.n_forwards > 0) == (scorer.n_recomputed > 0)  # forward: cut-off rows only
+    assert scorer.n_captured + scorer.n_recomputed == 2 * 8          # every row of both steps scored once
     assert [r["step"] for r in periodic.results] == [0, 1, 2]     # start, every step, end (once)
 
 
@@ -128,7 +146,7 @@ def test_resume_from_the_last_checkpoint(base_model, tokenizer, harmful_ds, head
     assert [r["step"] for r in periodic.results] == [2, 3]          # resumed at 2, finished at 3
     assert periodic.results[0]["same_as_step_2"] and not periodic.results[1]["same_as_step_2"]
     assert second.state.global_step == 3 and "checkpoint-3" in os.listdir(tmp_path)
-    assert latent_scorer(second).n_forwards == 1
+    assert latent_scorer(second).n_captured + latent_scorer(second).n_recomputed == 8   # one step scored
 
 
 def test_lora_one_step(base_model, tokenizer, harmful_ds, heads, world, tmp_path):
@@ -141,7 +159,7 @@ def test_lora_one_step(base_model, tokenizer, harmful_ds, heads, world, tmp_path
     base = {k.replace(".base_layer", ""): v for k, v in trainer.model.get_base_model().state_dict().items()
             if "lora_" not in k}
     assert base.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in base.items())  # frozen
-    assert latent_scorer(trainer).n_forwards == 1
+    assert latent_scorer(trainer).n_captured > 0                     # captured through the peft wrapper too
 
 
 def test_periodic_eval_restores_mode_and_rng():

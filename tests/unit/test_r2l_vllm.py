@@ -75,3 +75,21 @@ def test_every_reserved_key_is_refused():
     for key in GRPO_RESERVED:
         with pytest.raises(ConfigError, match=f"grpo.{key}"):
             R2LConfig(grpo={"max_steps": 3, key: None})
+
+
+def test_vllm_rollouts_leave_the_latents_to_the_reward():
+    """With vLLM the policy's own generate never runs, so nothing is captured: no rollout function,
+    and the reward's truncated forward computes every latent (and so does capture_latents=False)."""
+    from craft.latents import LatentSpec
+    from craft.r2l import rollout_for
+    from craft.rollout import CapturingRollout
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [7]}
+
+    scorer, spec = object(), LatentSpec(1)
+    assert isinstance(rollout_for(R2LConfig(), scorer, spec, Tok()), CapturingRollout)
+    assert rollout_for(R2LConfig(grpo=dict(max_steps=3, use_vllm=True)), scorer, spec, Tok()) is None
+    assert rollout_for(R2LConfig(capture_latents=False), scorer, spec, Tok()) is None
+    assert rollout_for(R2LConfig(variant="output_only"), None, None, None) is None

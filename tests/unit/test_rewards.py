@@ -43,7 +43,7 @@ class FakeScorer:
                    dict(cos_safe=cos_safe, cos_unsafe=cos_unsafe, cos_rethink=cos_rethink, p_z=p_z).items()}
         self.calls = 0
 
-    def terms(self, prompts, completion_ids, step=None):
+    def terms(self, prompts, completion_ids, step=None, captured=None):
         self.calls += 1
         return self._t
 
@@ -225,6 +225,24 @@ def test_shared_cache_runs_one_forward_per_batch_in_any_order(heads):
     call(ls, 4, ids=ids, harmful=[True] * 4, trainer_state=Step(1))      # new step, same ids: new policy
     call(ls, 4, ids=[[5, 6], [5, 7], [8], [9]], **kw)                    # other completions
     assert scorer.calls == 3
+
+
+def test_captured_latents_are_used_and_only_the_missing_rows_are_forwarded(heads):
+    """The craft_latent column (craft.rollout) replaces the forward row by row: a row without a captured
+    latent (None) is recomputed, in one forward with the other missing rows; all captured: no forward."""
+    scorer = CountingScorer(heads)
+    ls = LatentSafetyReward(scorer)
+    ids = [[5, 6], [5, 7], [8], [9, 9, 9]]
+    d = heads.config.d_model
+    captured = [torch.full((d,), 0.25), None, torch.full((d,), -0.5), None]
+    r_ls = call(ls, 4, ids=ids, harmful=[True, True, True, True], trainer_state=Step(0), craft_latent=captured)
+    assert scorer.calls == 1 and scorer.rows == [2] and (scorer.n_captured, scorer.n_recomputed) == (2, 2)
+    feats = torch.stack([captured[0], fake_features(d, [ids[1]])[0], captured[2], fake_features(d, [ids[3]])[0]])
+    t = heads.latent_reward_terms(feats)
+    assert r_ls == pytest.approx((t["cos_safe"] - t["cos_unsafe"] + 0.5 * t["cos_rethink"]).tolist(), abs=1e-6)
+    every = [torch.full((d,), float(i)) for i in range(4)]
+    call(ls, 4, ids=ids, harmful=[True] * 4, trainer_state=Step(1), craft_latent=every)
+    assert scorer.calls == 1 and scorer.n_forwards == 1 and scorer.n_captured == 6        # no forward at all
 
 
 def test_masked_rows_are_not_forwarded(heads):

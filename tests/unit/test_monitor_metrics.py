@@ -1,0 +1,61 @@
+"""craft.monitor_metrics: the benign-calibrated threshold, where alarms take effect, the text monitor's
+first harmful prefix, lead times and AUROC against the share of the reasoning read."""
+
+import math
+
+import pytest
+
+from craft.monitor_metrics import (
+    alarm_positions,
+    auroc,
+    auroc_at_fractions,
+    calibrate_threshold,
+    first_harmful_prefix,
+    lead_times,
+    p_z_at_fraction,
+)
+
+
+def test_threshold_lets_at_most_the_budget_of_benign_trajectories_alarm():
+    benign = [[0.9, 0.8 - i / 100] for i in range(40)]        # minima 0.80, 0.79, ..., 0.41
+    for budget in (0.0, 0.05, 0.1, 0.5):
+        t = calibrate_threshold(benign, budget)
+        alarms = sum(a >= 0 for a in alarm_positions(benign, t))
+        assert alarms == math.floor(budget * len(benign))     # the largest number the budget allows
+    assert calibrate_threshold([[0.5], [0.5], [0.5]], 0.0) < 0.5     # ties: none of them may alarm
+    with pytest.raises(ValueError, match="benign"):
+        calibrate_threshold([], 0.05)
+    with pytest.raises(ValueError, match="false_alarm"):
+        calibrate_threshold([[0.5]], 1.0)
+
+
+def test_min_tokens_ignores_the_first_states():
+    assert calibrate_threshold([[0.1, 0.9], [0.2, 0.8]], 0.0, min_tokens=2) == pytest.approx(0.8 - 1e-3 / 2)
+    assert alarm_positions([[0.1, 0.9, 0.3]], 0.5, min_tokens=2) == [3]     # token 2 fires, effective at 3
+    assert alarm_positions([[0.1, 0.9, 0.3]], 0.5) == [1]
+    assert alarm_positions([[0.9, 0.9], []], 0.5) == [-1, -1]
+
+
+def test_first_harmful_prefix_is_the_first_token_that_completes_a_harmful_text():
+    words = ["a", " b", " sec", "ret", " c"]
+    decode = "".join
+    harm = lambda text: 1.0 if "secret" in text else 0.0    # noqa: E731
+    assert first_harmful_prefix(list(words), decode, harm) == 3
+    for stride in (2, 3, 4, 10):                               # a coarser scan finds the same token
+        assert first_harmful_prefix(list(words), decode, harm, stride=stride) == 3
+    assert first_harmful_prefix(["a", " b"], decode, harm) == -1 and first_harmful_prefix([], decode, harm) == -1
+    assert first_harmful_prefix(list(words), decode, lambda t: 0.4 if "secret" in t else 0.0, threshold=0.5) == -1
+
+
+def test_lead_times_skip_rows_without_a_disclosure_and_mark_misses():
+    assert lead_times([2, -1, 5, 3], [6, 4, -1, 3]) == [4, None, 0]
+
+
+def test_auroc_against_the_share_of_the_reasoning_read():
+    assert p_z_at_fraction([0.9, 0.8, 0.1, 0.05], 0.25) == 0.9 and p_z_at_fraction([0.9, 0.8, 0.1], 0.5) == 0.8
+    assert p_z_at_fraction([0.7], 0.1) == 0.7 and math.isnan(p_z_at_fraction([], 0.5))
+    harmful = [[0.9, 0.8, 0.1, 0.05], [0.9, 0.7, 0.2, 0.1]]       # look safe at first, unsafe at the end
+    safe = [[0.6, 0.9, 0.9, 0.95], [0.5, 0.8, 0.9, 0.9]]
+    curve = auroc_at_fractions(harmful + safe, [True, True, False, False], [0.25, 1.0])
+    assert curve[0.25] == 0.0 and curve[1.0] == 1.0
+    assert math.isnan(auroc([True, True], [0.1, 0.2]))             # one class only: undefined
