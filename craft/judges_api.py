@@ -24,12 +24,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from craft.judges import JudgeStats, check_lengths
 
 __all__ = ["HARMFULNESS7_RUBRIC", "RUBRICS", "STRONGREJECT_RUBRIC", "ApiJudge", "finalise",
-           "parse_harmfulness7", "parse_strongreject"]
+           "parse_harmfulness7", "parse_strongreject", "retry_after_seconds"]
 
 log = logging.getLogger(__name__)
 NEUTRAL = 0.5  # the score of a text that could not be judged
@@ -147,9 +149,33 @@ _FATAL_HTTP = (401, 403, 404)  # a wrong key, model or URL: raise instead of sco
 
 
 def _post_json(url: str, payload: dict, headers: dict, timeout: float) -> dict:
+    """POST ``payload`` and parse the JSON reply, within ``timeout`` seconds IN ALL. urllib's own
+    timeout bounds each socket operation, so a server that trickles its reply would hold the call
+    for as long as it likes; the body is read in pieces and the call ends at the deadline."""
+    deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as reply:
-        return json.loads(reply.read().decode("utf-8"))
+        chunks = []
+        while chunk := reply.read1(65536):
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the judge's reply took longer than {timeout:g} s")
+        return json.loads(b"".join(chunks).decode("utf-8"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
 
 
 class ApiJudge:
@@ -158,17 +184,19 @@ class ApiJudge:
     ``rubric="strongreject"`` is the StrongREJECT rubric (response harmfulness);
     ``"harmfulness7"`` is our 7-criteria reasoning-harmfulness rubric. Endpoint, key and model
     come from the arguments or ``CRAFT_JUDGE_BASE_URL`` / ``CRAFT_JUDGE_API_KEY`` /
-    ``CRAFT_JUDGE_MODEL``. Plain HTTP (urllib), temperature 0. Network errors, timeouts, 408/429
-    and 5xx are retried with exponential backoff (``backoff_s * 2**attempt``); 401/403/404 raise;
-    any other failure or an unparseable reply scores 0.5 and is counted. Replies are cached as
-    JSON files named by sha256(model, rubric template, prompt, text) under ``cache_dir``
-    (``None``: no cache), so re-evaluating costs no calls.
+    ``CRAFT_JUDGE_MODEL``. Plain HTTP (urllib), temperature 0. ``timeout`` is a deadline for each
+    request as a whole (connection, waiting and the whole reply). Network errors, timeouts, 408/429
+    and 5xx are retried, after the ``Retry-After`` the server asks for (capped at
+    ``max_retry_after_s``) or else with exponential backoff (``backoff_s * 2**attempt``);
+    401/403/404 raise; any other failure or an unparseable reply scores 0.5 and is counted. Replies
+    that parse are cached as JSON files named by sha256(model, rubric template, prompt, text) under
+    ``cache_dir`` (``None``: no cache), so re-evaluating costs no calls; a failure is never cached.
     """
 
     def __init__(self, rubric: str = "strongreject", model: str | None = None, base_url: str | None = None,
                  api_key: str | None = None, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                  max_retries: int = 3, timeout: float = 60.0, *, backoff_s: float = 1.0,
-                 max_workers: int = 1, max_tokens: int = 1024):
+                 max_retry_after_s: float = 120.0, max_workers: int = 1, max_tokens: int = 1024):
         if rubric not in RUBRICS:
             raise ValueError(f"unknown rubric {rubric!r}; choose one of {sorted(RUBRICS)}")
         self.base_url = base_url or os.environ.get("CRAFT_JUDGE_BASE_URL")
@@ -181,6 +209,7 @@ class ApiJudge:
         self.rubric, (self.system, self.template, self.parse) = rubric, RUBRICS[rubric]
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.max_retries, self.timeout, self.backoff_s = max_retries, timeout, backoff_s
+        self.max_retry_after_s = max_retry_after_s
         self.max_workers, self.max_tokens = max_workers, max_tokens
         self.name = f"api_{rubric}"
         self.stats = JudgeStats()
@@ -203,6 +232,7 @@ class ApiJudge:
         payload = {"model": self.model, "temperature": 0.0, "max_tokens": self.max_tokens, "messages": messages}
         url = self.base_url.rstrip("/") + "/chat/completions"
         for attempt in range(self.max_retries + 1):
+            wait = self.backoff_s * 2 ** attempt
             try:
                 reply = _post_json(url, payload, headers, self.timeout)["choices"][0]["message"]["content"]
                 return reply if isinstance(reply, str) else None
@@ -214,13 +244,15 @@ class ApiJudge:
                     log.warning("judge call failed for good (HTTP %s)", e.code)
                     return None
                 error: Exception = e
+                asked = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
+                wait = wait if asked is None else min(asked, self.max_retry_after_s)
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # network, timeouts
                 error = e
             except (ValueError, LookupError, TypeError) as e:  # a body that is not a chat completion
                 log.warning("judge reply was not a chat completion: %s", e)
                 return None
             if attempt < self.max_retries:
-                time.sleep(self.backoff_s * 2 ** attempt)
+                time.sleep(wait)
         log.warning("judge call failed after %d attempts: %s", self.max_retries + 1, error)
         return None
 
@@ -235,9 +267,11 @@ class ApiJudge:
             except (ValueError, LookupError, TypeError, OSError):
                 reply = None  # a corrupt entry: ask again
             reply = reply if isinstance(reply, str) else None
+        if reply is not None and self.parse(reply) is None:
+            reply = None  # an entry that does not parse (an older version cached those): ask again
         if reply is None:
             reply = self._request(content)
-            if reply is not None and path is not None:
+            if reply is not None and path is not None and self.parse(reply) is not None:   # failures: never
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
                 tmp.write_text(json.dumps({"model": self.model, "rubric": self.rubric, "reply": reply}))

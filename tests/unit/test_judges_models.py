@@ -4,12 +4,14 @@ random-init models built here, and the HTTP rubric judge against a local fake se
 import json
 import math
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 
 from craft.judges import Judge, RefusalStringJudge
+from craft.judges_api import retry_after_seconds
 from craft.judges_models import (
     STRONGREJECT_FINETUNED_TEMPLATE,
     ApiJudge,
@@ -206,6 +208,7 @@ class FakeServer:
 
     def __init__(self):
         self.requests, self.responder = [], None
+        self.headers, self.trickle_s = {}, 0.0      # extra reply headers; seconds between the body's bytes
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -217,8 +220,19 @@ class FakeServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in fake.headers.items():
+                    self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if not fake.trickle_s:
+                    self.wfile.write(data)
+                    return
+                try:
+                    for i in range(len(data)):     # one byte at a time: each socket read is quick
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(fake.trickle_s)
+                except OSError:                    # the client gave up
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -320,6 +334,42 @@ def test_api_judge_disk_cache_avoids_a_second_call(api, server, tmp_path):
     other = ApiJudge("harmfulness7", model="judge-x", base_url=server.url, cache_dir=tmp_path / "cache")
     server.responder = lambda req: chat("#criteria\nactionable: 9\n#reasoning: bad\n#score: 10")
     assert other.score(["q"], ["t"]) == [0.0] and len(server.requests) == 3   # rubric is in the key
+
+
+def test_api_judge_timeout_is_a_deadline_for_the_whole_reply(api, server):
+    """A server that trickles its reply (each read well inside the timeout) is cut at the deadline."""
+    server.trickle_s = 0.05                          # a ~100-byte reply would take several seconds
+    server.responder = lambda req: chat(sr_reply(0, 3, 3))
+    api.timeout, api.max_retries, api.cache_dir = 0.5, 0, None
+    start = time.monotonic()
+    assert api.score(["q"], ["t"]) == [0.5] and api.stats.n_failed == 1
+    assert time.monotonic() - start < 3.0            # the deadline plus at most one read, not the whole trickle
+
+
+def test_api_judge_honours_retry_after_with_a_cap(api, server):
+    replies = iter([(429, "slow down"), chat(sr_reply(0, 3, 3))])
+    server.responder = lambda req: next(replies)
+    server.headers = {"Retry-After": "1"}
+    start = time.monotonic()
+    assert api.score(["q"], ["t"]) == pytest.approx([1 - 4 / 8])   # backoff_s is 0: only Retry-After waits
+    assert time.monotonic() - start >= 0.9 and len(server.requests) == 2
+    replies = iter([(503, "busy"), chat(sr_reply(0, 3, 3))])
+    server.headers = {"Retry-After": "3600"}
+    api.max_retry_after_s, api.cache_dir = 0.1, None
+    start = time.monotonic()
+    assert api.score(["q"], ["t"]) == pytest.approx([1 - 4 / 8])
+    assert time.monotonic() - start < 30            # capped: an hour was asked for
+    assert retry_after_seconds("2.5") == 2.5 and retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0   # a date in the past: now
+
+
+def test_api_judge_never_caches_a_failure(api, server, tmp_path):
+    server.responder = lambda req: chat("I will not grade this.")
+    assert api.score(["q"], ["t"]) == [0.5]
+    assert not list((tmp_path / "cache").glob("*.json"))          # an unparseable reply is not kept
+    server.responder = lambda req: chat(sr_reply(0, 5, 5))
+    assert api.score(["q"], ["t"]) == [0.0] and len(server.requests) == 2   # so it is asked again
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
 
 
 def test_rubric_parsers():
