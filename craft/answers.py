@@ -2,19 +2,24 @@
 arithmetic (``the answer is N``).
 
 The MATH-style matching follows the common normalisation (Hendrycks et al. 2021's ``is_equiv``;
-Lightman et al. 2023's MATH-500 grader; the ``math_verify`` family) in a simplified,
-dependency-free form: strings are normalised, then compared exactly, then as exact rationals when
-both are simple numbers (int, decimal, a/b, \\frac{a}{b}) -- parsed by our own regular
-expressions, never evaluated. It does not do symbolic equivalence (``\\sqrt{8}`` vs
-``2\\sqrt{2}``), so it can only under-count, never over-count.
+Lightman et al. 2023's MATH-500 grader): strings are normalised, then compared exactly, then as
+exact rationals when both are simple numbers (int, decimal, a/b, \\frac{a}{b}) -- parsed by our
+own regular expressions, never evaluated -- or element by element for tuples and intervals. What
+is left goes to Hugging Face's ``math-verify`` for symbolic equivalence (``\\sqrt{8}`` vs
+``2\\sqrt{2}``). The normaliser stays in front because math-verify does not read the forms it
+handles (``18 dollars``, ``(B)``, ``\\text{Evelyn}``), and because two different numbers are
+decided there, never by a symbolic parse.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from contextlib import contextmanager
 from fractions import Fraction
 
-__all__ = ["answers_match", "extract_final_answer", "normalize_answer", "parse_final_number"]
+__all__ = ["SYMBOLIC_MAX_CHARS", "answers_match", "extract_final_answer", "normalize_answer", "parse_final_number",
+           "symbolically_equal"]
 
 _ANSWER_NUMBER = re.compile(r"answer is\s*(-?\d+)")
 
@@ -158,5 +163,38 @@ def answers_match(pred: str | None, gold: str) -> bool:
     if a is not None and b is not None:
         return a == b
     tp, tg = _split_tuple(p), _split_tuple(g)
-    return (tp is not None and tg is not None and tp[0] == tg[0] and len(tp[1]) == len(tg[1]) > 1
-            and all(answers_match(x, y) for x, y in zip(tp[1], tg[1])))
+    if tp is not None and tg is not None and len(tp[1]) > 1 and len(tg[1]) > 1:
+        return tp[0] == tg[0] and len(tp[1]) == len(tg[1]) and all(answers_match(x, y) for x, y in zip(tp[1], tg[1]))
+    return symbolically_equal(p, g)
+
+
+SYMBOLIC_MAX_CHARS = 200   # longer answers are compared as text only (sympy can take very long on them)
+
+
+def symbolically_equal(a: str, b: str) -> bool:
+    """Hugging Face ``math-verify``'s symbolic equivalence of two final answers written in LaTeX
+    (``\\sqrt{8}`` = ``2\\sqrt{2}``); False when either does not parse. No timeouts (math-verify's
+    use signals, which only work on the main thread): inputs are capped at ``SYMBOLIC_MAX_CHARS``."""
+    if not a or not b or max(len(a), len(b)) > SYMBOLIC_MAX_CHARS:
+        return False
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    config = [LatexExtractionConfig()]
+    with _quiet("math_verify.parser", "math_verify.grader"):   # its "no timeout set" warning: we cap the input
+        gold = parse(f"${b}$", extraction_config=config, fallback_mode="no_fallback", parsing_timeout=None)
+        pred = parse(f"${a}$", extraction_config=config, fallback_mode="no_fallback", parsing_timeout=None)
+        return bool(gold and pred and verify(gold, pred, timeout_seconds=None))
+
+
+@contextmanager
+def _quiet(*names: str):
+    """Loggers ``names`` at ERROR for the duration (their levels restored after)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
