@@ -23,7 +23,6 @@ stages); it only reads, so it needs no run folder of its own beyond its metrics 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -255,7 +254,3 @@ def _metrics(run: Run, rollouts: pd.DataFrame, stopped: pd.DataFrame, obf: pd.Da
                 out[f"obfuscation_{key}_craft{tag}"] = out[f"obfuscation_{key}_{seed0}{tag}"]
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
 
-
-def monitor_settings(run: Run) -> dict:
-    """The settings this stage ran with (for the notebook's printout)."""
-    return dataclasses.asdict(run.params.monitor)
