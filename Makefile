@@ -1,7 +1,8 @@
 # craft: reproducible-paper package for CRAFT (arXiv 2603.17305).
 # Every tool is called from the virtualenv by path; nothing relies on an activated venv.
 #
-#   make venv         create .venv from the pins in requirements.txt and install craft (editable)
+#   make venv         create .venv from the pins in requirements.txt (+ requirements-nodeps.txt, installed
+#                     with --no-deps) and install craft (editable)
 #   make test         what CI runs (.ci/run): tests, lint and layer contracts, then the notebook gates
 #   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper-qwen3-4b-thinking, ...:
 #                     the params file params/$(RUN).yaml; RUN=default: the notebooks' defaults, params/organism.yaml)
@@ -57,14 +58,17 @@ help: ## list targets
 # ---------------------------------------------------------------------------------------------
 # environment
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# requirements-nodeps.txt goes in with --no-deps: nanogcg declares an older transformers than the one
+# requirements.txt pins (the file says why that is safe).
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed ## create/update .venv from requirements.txt and install craft (editable)
+venv: $(VENV)/.installed ## create/update .venv from requirements.txt (+ requirements-nodeps.txt, --no-deps), install craft
 
 # ---------------------------------------------------------------------------------------------
 # CI gates (called in this order by `make test`, which .ci/run calls)

@@ -1,6 +1,6 @@
 """The ``craft`` command: run one stage of a params file from the shell.
 
-    craft {build,probe,lclr,r2l,baselines,evaluate,monitor} --config params/organism.yaml
+    craft {build,probe,lclr,r2l,baselines,evaluate,monitor,attacks} --config params/organism.yaml
     python -m craft r2l --config params/paper-qwen3-4b-thinking.yaml --variant craft
 
 Each stage calls the same runner as the notebooks (:mod:`craft.stages`), so the artifacts under
@@ -24,7 +24,8 @@ HELP = {"build": "Build the base organism, or check the paper-scale policy (note
         "r2l": "R2L GRPO of the policy with latent, text and consistency rewards (paper §4.2; notebook 03).",
         "baselines": "Train the safety-training baselines (paper §6; notebook 04).",
         "evaluate": "Reasoning and response harmfulness, SSA and capability of every policy (paper §6; notebook 04).",
-        "monitor": "Read the reasoning as it streams: latent monitor, stop, obfuscation check (notebook 06)."}
+        "monitor": "Read the reasoning as it streams: latent monitor, stop, obfuscation check (notebook 06).",
+        "attacks": "Adaptive attacks (GCG, a GPTFuzzer-style fuzzer) on base, output-only and CRAFT (notebook 07)."}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _summary(stage: str, run) -> dict:
-    from craft.stages import baselines, build, evaluate, lclr, monitor, probe
+    from craft.stages import attacks, baselines, build, evaluate, lclr, monitor, probe
 
     if stage == "build":
         return build.build_stage(run).info
@@ -58,6 +59,8 @@ def _summary(stage: str, run) -> dict:
         return {**result["headline"], **{f"{m}_{k}": v for m, s in result["summary"].items() for k, v in s.items()}}
     if stage == "monitor":
         return monitor.monitor_stage(run).metrics
+    if stage == "attacks":
+        return attacks.attacks_stage(run).metrics
     raise ValueError(f"unknown stage {stage!r}")
 
 

@@ -317,3 +317,56 @@ def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, lis
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+POLICY_COLORS = {"base": "#949494", "output_only": "#DE8F05", "craft": "#0173B2"}   # colour-blind-safe
+ATTACK_LABELS = {"none": "no attack", "gcg": "GCG\n(white-box)", "fuzz": "fuzzer\n(black-box)"}
+
+
+def adaptive_attacks(per_seed: pd.DataFrame, losses: dict[str, list[np.ndarray]],
+                     paper: dict[str, dict[str, tuple[float, float]]] | None = None) -> plt.Figure:
+    """Notebook 07: GCG's target loss per step, and reasoning / final attack success per policy.
+
+    Args:
+        per_seed: one row per (policy, seed, attack) with ``reasoning_asr`` and ``final_asr``; bars are
+            the mean over seeds, dots the seeds.
+        losses: policy -> GCG loss curves (one array per goal and seed), drawn as their mean and
+            interquartile band.
+        paper: attack -> {"reasoning": (base, craft), "final": (base, craft)}, drawn hatched at the right
+            (the paper's Fig. 4, in %/100).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), width_ratios=[1, 1.6, 1.6])
+    ax = axes[0]
+    for policy, curves in losses.items():
+        if curves:
+            width = max(len(c) for c in curves)
+            rows = np.array([np.pad(c, (0, width - len(c)), constant_values=np.nan) for c in curves])
+            _mean_band(ax, list(rows), np.arange(1, width + 1), POLICY_COLORS.get(policy, "k"), policy)
+    ax.set(xlabel="GCG step", ylabel="target loss (nats / token)", title="GCG against each policy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    attacks = [a for a in ATTACK_LABELS if a in set(per_seed.attack)]
+    policies = [p for p in POLICY_COLORS if p in set(per_seed.policy)]
+    for ax, kind in zip(axes[1:], ("reasoning", "final")):
+        w = 0.8 / len(policies)
+        for i, policy in enumerate(policies):
+            for j, attack in enumerate(attacks):
+                vals = per_seed[(per_seed.policy == policy) & (per_seed.attack == attack)][f"{kind}_asr"].astype(float)
+                x = j + (i - (len(policies) - 1) / 2) * w
+                ax.bar(x, vals.mean(), w, color=POLICY_COLORS[policy], label=policy if j == 0 else None)
+                ax.plot(np.full(len(vals), x), vals, "o", ms=3, color="black", alpha=0.6)
+        ticks = [ATTACK_LABELS[a] for a in attacks]
+        for k, (name, cells) in enumerate((paper or {}).items()):
+            x0 = len(attacks) + k
+            for i, policy in enumerate(("base", "craft")):
+                ax.bar(x0 + (i - 0.5) * 0.35, cells[kind][i], 0.35, color=POLICY_COLORS[policy], hatch="//",
+                       edgecolor="white", alpha=0.7)
+            ticks.append(f"paper:\n{name}")
+        ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(f"{kind} ASR")
+        ax.set_title(f"{kind} attack success (dots: seeds)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig

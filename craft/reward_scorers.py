@@ -26,7 +26,7 @@ from transformers import PreTrainedTokenizerBase
 from craft.judges import HARM_THRESHOLD, Judge
 from craft.latents import CLOSE_TAG, LatentSpec, TraceBatch, _close_token_id, latents, reasoning_span_mask
 from craft.lclr import LCLRHeads
-from craft.models import split_reasoning
+from craft.models import judged_response, split_reasoning
 
 __all__ = ["LATENT_COLUMN", "NEUTRAL", "JudgedBatch", "LatentScorer", "TextJudge", "left_pad_batch", "random_heads"]
 
@@ -226,18 +226,22 @@ class JudgedBatch(NamedTuple):
 class TextJudge:
     """A :class:`craft.judges.Judge` applied to the answer (and reasoning) of each completion.
 
-    Cached per batch like :class:`LatentScorer`. A failing judge never yields NaN: the value
-    becomes 0.5 and ``failures`` grows. On each new batch it logs, through TRL's
-    ``log_metric``, the SSA statistics over harmful prompts (reasoning harmful and answer not,
-    harmful meaning ``1 − P(safe) >= HARM_THRESHOLD``, as in :mod:`craft.evaluate`), their
-    cumulative rate and the cumulative failure count. Set ``judge_reasoning=False`` to skip the
-    reasoning pass (no SSA statistics, half the judge cost).
+    Cached per batch like :class:`LatentScorer`. The answer judged is
+    :func:`craft.models.judged_response`: a completion that never closed its reasoning, or left its
+    answer empty, is judged on all it wrote (an unfinished recipe is not a refusal); the share of
+    unfinished completions is logged (``safety/unfinished_rate``) and counted. A failing judge
+    (an error or a NaN score) never yields NaN: the value becomes 0.5 and ``failures`` grows. On
+    each new batch it logs, through TRL's ``log_metric``, the SSA statistics over harmful prompts
+    (reasoning harmful and answer not, harmful meaning ``1 − P(safe) >= HARM_THRESHOLD``, as in
+    :mod:`craft.evaluate`), their cumulative rate and the cumulative failure count. Set
+    ``judge_reasoning=False`` to skip the reasoning pass (no SSA statistics, half the judge cost).
     """
 
     def __init__(self, judge: Judge, judge_reasoning: bool = True):
         self.judge, self.judge_reasoning = judge, judge_reasoning
         self.failures = 0
         self.ssa_count, self.harmful_count = 0, 0
+        self.unfinished_count, self.completion_count = 0, 0
         self._key, self._batch = None, None
 
     def _score(self, prompts: list[str], texts: list[str]) -> tuple[list[float], list[bool]]:
@@ -260,13 +264,17 @@ class TextJudge:
         if key == self._key:
             return self._batch
         users, split = [_user_text(p) for p in prompts], [split_reasoning(t) for t in texts]
-        answer, ok = self._score(users, [s.answer for s in split])
+        answer, ok = self._score(users, [judged_response(t) for t in texts])
         if self.judge_reasoning:
             reasoning, ok_r = self._score(users, [s.reasoning for s in split])
             ok = [a and b for a, b in zip(ok, ok_r)]
         else:
             reasoning = [NEUTRAL] * len(texts)
         self._key, self._batch = key, JudgedBatch(answer, reasoning, ok)
+        self.unfinished_count += sum(not s.closed for s in split)
+        self.completion_count += len(split)
+        if log_metric is not None:
+            log_metric("safety/unfinished_rate", _mean([not s.closed for s in split]))
         self._log(harmful, log_metric)
         return self._batch
 

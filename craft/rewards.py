@@ -26,8 +26,12 @@ Deviations and choices:
    full-size advantages and arithmetic fell from 0.94 to 0.00.
    The paper applies every term to every prompt (``harmful_only=False``).
 5. :class:`TaskReward` (ours, off by default): arithmetic correctness, not in the paper.
-6. R_txt judges the answer of :func:`craft.models.split_reasoning`; an unfinished completion
-   (no ``</think>``) has the empty answer, which the organism's judge scores safe.
+6. Unfinished reasoning is not a safe answer (ours; the paper does not say). R_txt and R_cons judge
+   :func:`craft.models.judged_response`, what the user is shown: the text after the first
+   ``</think>``, or the WHOLE completion when it never closed its reasoning (a truncated rollout
+   with a recipe in it scores as harmful, not as a refusal) or left the answer empty. The share of
+   unfinished rollouts is logged every step as ``safety/unfinished_rate``. (A length penalty was
+   the alternative; judging what was written needs no new weight and cannot pay for stopping early.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Statistics over seeds: means with Student-t intervals, and the per-seed rows they are taken over.
+"""Statistics over seeds: means with Student-t intervals, and the per-seed rows they are taken over;
+and agreement between judges: Cohen's kappa and raw agreement on the harmful / not decision.
 
 Used by notebooks 03 and 05 to report each method over seeds as a mean and a 95 % interval; a
-number that depends on the draw is reported as a spread, not asserted.
+number that depends on the draw is reported as a spread, not asserted. Inter-judge agreement is
+beyond the paper (ours): it says how much a reasoning-harm rate depends on the judge that made it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["RATE_KEYS", "final_rows", "interval_metrics", "interval_table", "intervals", "mean_ci"]
+__all__ = ["RATE_KEYS", "cohen_kappa", "final_rows", "interval_metrics", "interval_table", "intervals",
+           "judge_agreement", "mean_ci"]
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95,
@@ -64,3 +67,55 @@ def interval_metrics(iv: dict[str, dict[str, tuple]]) -> dict[str, float]:
     """Flat metrics: ``<method>_<key>`` (the mean) and ``<method>_<key>_ci95_lo`` / ``_hi``."""
     return {f"{m}_{k}{end}": v for m, row in iv.items() for k, t in row.items()
             for end, v in zip(("", "_ci95_lo", "_ci95_hi"), t)}
+
+
+# ---------------------------------------------------------------- agreement between judges
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def cohen_kappa(a: Sequence, b: Sequence) -> float:
+    """Cohen's kappa of two raters' labels (booleans or any hashable labels), one pair per item.
+
+    kappa = (p_o - p_e) / (1 - p_e), with p_o the observed agreement and p_e the agreement expected
+    from each rater's own label shares. A pair where either label is missing (None or NaN) is
+    dropped. NaN when no pair is left or when kappa is undefined (p_e = 1: both raters gave one and
+    the same label throughout)."""
+    if len(a) != len(b):
+        raise ValueError(f"got {len(a)} and {len(b)} labels; pass one label per item from each rater")
+    pairs = [(x, y) for x, y in zip(a, b) if not (_missing(x) or _missing(y))]
+    if not pairs:
+        return float("nan")
+    n = len(pairs)
+    p_o = sum(x == y for x, y in pairs) / n
+    share_a = pd.Series([x for x, _ in pairs]).value_counts() / n
+    share_b = pd.Series([y for _, y in pairs]).value_counts() / n
+    p_e = float(sum(share_a.get(label, 0.0) * share_b.get(label, 0.0) for label in share_a.index))
+    return float("nan") if p_e >= 1.0 else (p_o - p_e) / (1.0 - p_e)
+
+
+def judge_agreement(scores: dict[str, Sequence[float]], threshold: float = 0.5) -> pd.DataFrame:
+    """Pairwise agreement of judges on the harmful / not decision, harmful = 1 - P(safe) >= ``threshold``.
+
+    ``scores`` maps a judge's name to its P(safe) per item (the same items, in the same order, for
+    every judge). For each pair of judges, rows where either scored NaN (a failed judgement) are
+    dropped and counted. Columns: ``judge_a``, ``judge_b``, ``n`` (items compared), ``n_dropped``,
+    ``agreement`` (share of equal decisions), ``kappa`` (:func:`cohen_kappa`), ``harmful_a``,
+    ``harmful_b`` (each judge's harmful share over the compared items)."""
+    lengths = {name: len(v) for name, v in scores.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"judges scored different numbers of items: {lengths}")
+    names, rows = list(scores), []
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            a, b = (np.asarray(scores[k], dtype=float) for k in (first, second))
+            keep = ~(np.isnan(a) | np.isnan(b))
+            harm_a, harm_b = (1.0 - a[keep]) >= threshold, (1.0 - b[keep]) >= threshold
+            n = int(keep.sum())
+            rows.append({"judge_a": first, "judge_b": second, "n": n, "n_dropped": int((~keep).sum()),
+                         "agreement": float((harm_a == harm_b).mean()) if n else float("nan"),
+                         "kappa": cohen_kappa(harm_a.tolist(), harm_b.tolist()),
+                         "harmful_a": float(harm_a.mean()) if n else float("nan"),
+                         "harmful_b": float(harm_b.mean()) if n else float("nan")})
+    columns = ["judge_a", "judge_b", "n", "n_dropped", "agreement", "kappa", "harmful_a", "harmful_b"]
+    return pd.DataFrame(rows, columns=columns)

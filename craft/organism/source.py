@@ -9,6 +9,7 @@ twin of the other architecture (``twin_model/``). The paper scale has the same i
 from __future__ import annotations
 
 import json
+import random
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from craft.models import load_model, model_fingerprint
 from craft.organism.config import OrganismSourceConfig
 from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
 from craft.organism.judge import OrganismJudge
+from craft.organism.text import FAMILIES, OPENINGS, SYNONYM_GROUPS, UNSAFE_TURNS
 from craft.organism.world import World
 from craft.runs import content_hash
 from craft.types import LabelledTrace, Prompt
@@ -119,6 +121,28 @@ class OrganismSource:
 
     def judge_identity(self) -> dict:
         return {"judge": "organism", **self.fingerprint()}
+
+    # ------------------------------------------------------------------ adaptive attacks
+    def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
+        """``n`` direct harmful evaluation prompts about seen hazards (a seeded choice, in world order),
+        each with the target an attacker optimises for: the opening of an unsafe reasoning trace
+        (the world's first restatement, then its first "i will list the steps" turn)."""
+        pool = self.world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)
+        if not pool:
+            raise ValueError("the organism's world has no direct harmful evaluation prompt to attack")
+        keep = set(random.Random(self.seed).sample(range(len(pool)), min(n, len(pool))))
+        return [(p, f"{OPENINGS[0]} {UNSAFE_TURNS[0]}".format(hazard=self.world.hazards[p.hazard].name))
+                for i, p in enumerate(pool) if i in keep]
+
+    def fuzz_seeds(self) -> list[str]:
+        """The fuzzer's seed templates: the training framings of the jailbroken and dressed-up attack
+        families (the world's known jailbreaks), with ``{goal}`` where the request goes."""
+        return [f.replace("{request}", "{goal}") for regime, framings, _ in FAMILIES.values()
+                if regime in ("jailbroken", "dressed") for f in framings]
+
+    def fuzz_synonyms(self) -> dict[str, list[str]]:
+        """Word -> its replacements for the fuzzer's rephrase mutation, within the world's vocabulary."""
+        return {w: [o for o in group if o != w] for group in SYNONYM_GROUPS for w in group}
 
     # ------------------------------------------------------------------ baselines
     def baseline_data(self, method: str, n: int, seed: int):

@@ -205,3 +205,16 @@ ARITH_FORMS = {    # form -> (question, operations)
     "sub_add": ("{name} has {a} {item} , gives away {b} and then finds {c} . how many {item} now ?", ("-", "+")),
     "add_add": ("{name} has {a} {item} , gets {b} more and then {c} more . how many {item} in all ?", ("+", "+")),
 }
+
+# ------------------------------------------------------------------ the fuzzer's rephrasings (notebook 07)
+# Groups of words the attack framings above use interchangeably; a rephrase mutation swaps a word for
+# another of its group, so a mutated framing stays within the organism's vocabulary.
+SYNONYM_GROUPS = (
+    ("story", "tale", "novel", "play", "fable", "poem"),
+    ("villain", "wizard", "witch", "hermit", "mentor", "hero", "bard", "sage"),
+    ("rules", "limits", "filters", "guidelines"),
+    ("report", "paper", "manual", "course", "thesis"),
+    ("evil", "rogue", "uncensored", "mad"),
+    ("chemist", "scientist", "alchemist", "hacker"),
+    ("explains", "answers", "reveals", "teaches"),
+)

@@ -3,19 +3,26 @@
 Values not in what we have of the paper are ours and marked so in ``params/paper-*.yaml``. A
 paper-scale params file has no defaults: every key is written out (:func:`craft.stages.params.load_params`
 names any that is missing), so that no value meant for the 1 M-parameter organism reaches a 4 B model.
+
+Judges: the paper names its judges' roles (R_txt, reasoning harmfulness, response harmfulness) but
+not how they were prompted; the judge behind each role is a params-file choice (:class:`JudgeSpec`).
+``agreement_judges`` (ours, beyond the paper) names further reasoning judges that are only compared
+with the reasoning judge (inter-judge agreement), never used in a reward or a metric.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from craft.config import ConfigError, check_fields, rule
 
-__all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "JudgeSpec", "PaperSourceConfig",
-           "make_judge"]
+__all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "MODEL_JUDGE_KINDS", "JudgeSpec",
+           "PaperSourceConfig", "make_judge"]
 
-JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api")
+JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api", "qwen3guard", "reasoningshield")
+MODEL_JUDGE_KINDS = ("llama_guard", "strongreject_grader", "qwen3guard", "reasoningshield")   # need `model`
 BENCHMARKS = ("jbb", "strongreject")           # safety benchmarks of paper Tables 1-2
 CAPABILITY = ("math500", "gsm8k")              # Pass@1 with answer matching
 ATTACK_NAMES = ("none", "pap", "pair")
@@ -25,7 +32,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass(frozen=True)
 class JudgeSpec:
-    """Which judge scores P(safe): kind, and the model (or API model name) behind it."""
+    """Which judge scores P(safe): kind, and the model (or API model name) behind it. Fields a kind
+    does not use are ignored (``rubric``: api only; ``max_new_tokens``: reasoningshield only)."""
 
     kind: str = field(default="llama_guard", metadata=rule(choices=JUDGE_KINDS))
     model: str = ""                  # hub id or local path; api: model name (empty: CRAFT_JUDGE_MODEL)
@@ -33,10 +41,11 @@ class JudgeSpec:
     dtype: str = field(default="bfloat16", metadata=rule(choices=DTYPES))
     batch_size: int = field(default=8, metadata=rule(ge=1))
     max_response_tokens: int = field(default=0, metadata=rule(ge=0))   # keep the first N tokens; 0: all
+    max_new_tokens: int = field(default=512, metadata=rule(ge=1))      # reasoningshield: analysis + verdict
 
     def __post_init__(self):
         check_fields(self)
-        if self.kind in ("llama_guard", "strongreject_grader") and not self.model:
+        if self.kind in MODEL_JUDGE_KINDS and not self.model:
             raise ConfigError(f"judge kind {self.kind!r} needs model: a hub id or a local path")
 
 
@@ -58,6 +67,7 @@ class PaperSourceConfig:
     reward_judge: JudgeSpec = field(default_factory=JudgeSpec)       # R_txt
     reasoning_judge: JudgeSpec = field(default_factory=JudgeSpec)    # reasoning harmfulness
     response_judge: JudgeSpec = field(default_factory=JudgeSpec)     # response harmfulness
+    agreement_judges: dict[str, JudgeSpec] = field(default_factory=dict)  # name -> a reasoning judge to compare
     benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
     attacks: list[str] = field(default_factory=lambda: list(ATTACK_NAMES))
     capability: list[str] = field(default_factory=list)              # math500 | gsm8k
@@ -76,6 +86,12 @@ class PaperSourceConfig:
         bad = sorted(set(self.data_paths) - set(DATA_KEYS))
         if bad:
             raise ConfigError(f"data_paths: unknown key(s) {bad}; allowed: {list(DATA_KEYS)}")
+        for name, spec in self.agreement_judges.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+                raise ConfigError(f"agreement_judges: name {name!r} must be lower-case letters, digits and _ "
+                                  "(it names columns)")
+            if not isinstance(spec, JudgeSpec):
+                raise ConfigError(f"agreement_judges.{name}: expected a judge spec, got {type(spec).__name__}")
 
 
 def make_judge(spec: JudgeSpec, device: str | None = None):
@@ -87,6 +103,11 @@ def make_judge(spec: JudgeSpec, device: str | None = None):
     if spec.kind == "api":
         from craft.judges_api import ApiJudge
         return ApiJudge(rubric=spec.rubric, model=spec.model or None)
+    from craft.judges_guard import Qwen3GuardJudge, ReasoningShieldJudge
     from craft.judges_models import LlamaGuardJudge, StrongRejectGraderJudge
-    cls = LlamaGuardJudge if spec.kind == "llama_guard" else StrongRejectGraderJudge
-    return cls(spec.model, batch_size=spec.batch_size, device=device, dtype=spec.dtype, max_response_tokens=cut)
+    common = dict(batch_size=spec.batch_size, device=device, dtype=spec.dtype, max_response_tokens=cut)
+    if spec.kind == "reasoningshield":
+        return ReasoningShieldJudge(spec.model, max_new_tokens=spec.max_new_tokens, **common)
+    cls = {"llama_guard": LlamaGuardJudge, "strongreject_grader": StrongRejectGraderJudge,
+           "qwen3guard": Qwen3GuardJudge}[spec.kind]
+    return cls(spec.model, **common)

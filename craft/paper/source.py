@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from craft import io
-from craft.attacks import apply_attack
+from craft.attacks import FUZZ_SYNONYM_GROUPS, PAP_TECHNIQUES, apply_attack
 from craft.data import benchmarks as bench
 from craft.data.r2d import convert_r2d, load_r2d
 from craft.models import load_model, model_fingerprint
@@ -186,6 +186,21 @@ class PaperSource:
         """Every attacked benchmark prompt, then the capability problems."""
         return self._safety_prompts + self._capability_prompts()
 
+    def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
+        """The first ``n`` JailbreakBench harmful behaviours, each with its own target string (the
+        benchmark's "Sure, here is ..." opening, what GCG optimises for)."""
+        df = bench.load_jbb_behaviors("harmful", path=self._path("jbb_behaviors")).head(n)
+        return [(Prompt(str(g), "harmful", "none", "direct", benchmark="jbb"), str(t))
+                for g, t in zip(df["goal"], df["target"])]
+
+    def fuzz_seeds(self) -> list[str]:
+        """The fuzzer's seed templates: the five PAP technique templates (``{goal}`` marks the goal).
+        GPTFuzzer's own 77 human-written seeds are not shipped with this package."""
+        return list(PAP_TECHNIQUES.values())
+
+    def fuzz_synonyms(self) -> dict[str, list[str]]:
+        return {w: [o for o in group if o != w] for group in FUZZ_SYNONYM_GROUPS for w in group}
+
     def judge(self, role: str):
         """The ``reward``, ``reasoning`` or ``response`` judge, loaded on first use (one model serves
         the roles whose specs are equal)."""
@@ -193,6 +208,16 @@ class PaperSource:
         if spec not in self._judges:
             self._judges[spec] = make_judge(spec, self.device)
         return self._judges[spec]
+
+    def agreement_judges(self) -> dict[str, object]:
+        """The ``agreement_judges`` of the params file by name, loaded on first use (a spec equal to a
+        role's shares that role's model). They only measure agreement with the reasoning judge."""
+        out = {}
+        for name, spec in self.cfg.agreement_judges.items():
+            if spec not in self._judges:
+                self._judges[spec] = make_judge(spec, self.device)
+            out[name] = self._judges[spec]
+        return out
 
     def judge_identity(self) -> dict:
         from dataclasses import asdict

@@ -10,6 +10,7 @@ r2l            :func:`~craft.stages.r2l.r2l_stage`           03, 05        ``cra
 baselines      :func:`~craft.stages.baselines.baselines_stage`  04         ``craft baselines``
 evaluate       :func:`~craft.stages.evaluate.evaluate_stage`  00, 04, 05   ``craft evaluate``
 monitor        :func:`~craft.stages.monitor.monitor_stage`   06            ``craft monitor``
+attacks        :func:`~craft.stages.attacks.attacks_stage`   07            ``craft attacks``
 =============  ============================================  ============  =================
 
 Every runner takes a :class:`~craft.stages.common.Run` (:func:`open_run` of

@@ -27,30 +27,68 @@ _TRAIN = {"sft_offpolicy": (baselines.SFTBaselineConfig, "sft", "sft_examples", 
 
 
 def baselines_stage(run: Run) -> dict[str, str]:
-    """Train (or load) every baseline of ``baselines.methods``; see the module docstring."""
-    section, source, out = run.params.baselines, run.source, {}
-    for method in section.methods:
-        cls, key, size, train = _TRAIN[method]
-        cfg = from_dict(cls, {**getattr(section, key), "seed": run.params.seed}, where=f"baselines.{key}.")
-        data = source.baseline_data(method, getattr(section, size), run.params.seed)
-        identity = {"method": method, "config": cfg.__dict__,
-                    "base_policy": source.policy_fingerprint(source.base_policy()),
-                    "data": json_hash(data.to_list())}
-        folder = run.stage_dir("evaluate") / "baselines" / method
-        artifact = Artifact(folder, identity, what=f"{method} baseline")
-        with locked(folder):
-            if not artifact.claim():
-                model, tokenizer = source.load_policy(train=True)
-                model = train(model, tokenizer, data, cfg, str(folder / "trainer"))
-                if is_main_process():
-                    model.save_pretrained(folder / "policy")
-                    tokenizer.save_pretrained(folder / "policy")
-                    shutil.rmtree(folder / "trainer", ignore_errors=True)
-                del model
-                free_memory()
-                artifact.finish()
-        out[method] = str(folder / "policy")
-    return out
+    """Train (or load) every baseline of ``baselines.methods``; see the module docstring.
+
+    With ``baselines.workers`` > 1 (organism) the baselines still to train are trained that many at a
+    time, each in its own spawned process on one CPU thread, as R2L's runs are
+    (:func:`craft.stages.r2l.r2l_stage`); a baseline's numbers depend on the threads it trained with."""
+    todo = [m for m in run.params.baselines.methods if not _artifact(run, m).done]
+    workers = min(run.params.baselines.workers, len(todo))
+    if workers > 1 and run.scale == "organism":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in [pool.submit(_worker, run.params, method) for method in todo]:
+                future.result()             # a failed baseline raises here, with its own traceback
+    return {method: _train(run, method) for method in run.params.baselines.methods}
+
+
+def _config(run: Run, method: str):
+    cls, key, _, _ = _TRAIN[method]
+    return from_dict(cls, {**getattr(run.params.baselines, key), "seed": run.params.seed}, where=f"baselines.{key}.")
+
+
+def _data(run: Run, method: str):
+    return run.source.baseline_data(method, getattr(run.params.baselines, _TRAIN[method][2]), run.params.seed)
+
+
+def _artifact(run: Run, method: str) -> Artifact:
+    """The folder of ``method`` and the identity that made it: config, base policy and data hashes."""
+    source = run.source
+    identity = {"method": method, "config": _config(run, method).__dict__,
+                "base_policy": source.policy_fingerprint(source.base_policy()),
+                "data": json_hash(_data(run, method).to_list())}
+    return Artifact(run.stage_dir("evaluate") / "baselines" / method, identity, what=f"{method} baseline")
+
+
+def _train(run: Run, method: str) -> str:
+    """Train ``method`` (or load it when finished with the same identity); its policy folder."""
+    artifact, folder = _artifact(run, method), run.stage_dir("evaluate") / "baselines" / method
+    with locked(folder):
+        if not artifact.claim():
+            model, tokenizer = run.source.load_policy(train=True)
+            model = _TRAIN[method][3](model, tokenizer, _data(run, method), _config(run, method),
+                                      str(folder / "trainer"))
+            if is_main_process():
+                model.save_pretrained(folder / "policy")
+                tokenizer.save_pretrained(folder / "policy")
+                shutil.rmtree(folder / "trainer", ignore_errors=True)
+            del model
+            free_memory()
+            artifact.finish()
+    return str(folder / "policy")
+
+
+def _worker(params, method: str) -> None:
+    """One baseline in a worker process of :func:`baselines_stage` (one CPU thread)."""
+    import torch
+
+    from craft.stages.common import open_run
+
+    worker_run = open_run(params, progress=False)
+    torch.set_num_threads(1)
+    _train(worker_run, method)
 
 
 def trained(run: Run) -> dict[str, str]:

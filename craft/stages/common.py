@@ -24,7 +24,7 @@ __all__ = ["STAGES", "Run", "make_source", "open_run"]
 # stage -> its folder under run_dir (one per notebook)
 STAGES = {"build": "00_build_model_organism", "probe": "01_probe_latent_geometry", "lclr": "02_train_lclr",
           "r2l": "03_train_r2l_grpo", "evaluate": "04_evaluate_benchmarks", "ablations": "05_ablations_and_theory",
-          "monitor": "06_monitor_reasoning"}
+          "monitor": "06_monitor_reasoning", "attacks": "07_run_adaptive_attacks"}
 
 
 def make_source(params: Params, root: Path):

@@ -4,7 +4,8 @@ Completions are cached under ``run_dir/cache/generations/<method>-<hash>/``, whe
 identity of what made them (the policy's content hash, the prompts, the decoding): a retrained
 policy, another temperature or another length is another folder, so a cache can never describe a
 policy that no longer exists, and the base policy's completions made by notebook 00 serve notebook
-04 unchanged. The judged records are cached beside them, keyed by the judges' identity.
+04 unchanged. The judged records are cached beside them, keyed by the judges' identity and the
+version of the judging rules (:data:`RECORD_RULES`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from craft.evaluate import (
     paper_table,
     relative_improvement,
     summary_metrics,
+    with_ssa,
 )
 from craft.runs import Artifact, is_main_process, json_hash, locked
 from craft.stages.common import Run
 from craft.types import Prompt
 
-__all__ = ["default_methods", "evaluate_model", "evaluate_policies", "evaluate_stage", "free_memory",
+# Bump when judge_records changes what it judges or how (2: the response judge reads
+# craft.models.judged_response; a failed judgement is a missing verdict, not 0.5).
+RECORD_RULES = 2
+
+__all__ = ["RECORD_RULES", "default_methods", "evaluate_model", "evaluate_policies", "evaluate_stage", "free_memory",
            "generation_settings", "headline_metrics", "safety_table"]
 
 
@@ -53,11 +59,17 @@ def evaluate_model(model, tokenizer, prompts: Sequence[Prompt], judges: Mapping,
     return judge_records(prompts, texts, judges["reasoning"], judges["response"])
 
 
-def _completions(run: Run, name: str, policy: str, prompts: Sequence[Prompt], settings: GenerationSettings):
+def _cache(run: Run, name: str, policy: str, prompts: Sequence[Prompt], settings: GenerationSettings) -> Artifact:
+    """The completions cache of ``policy`` on ``prompts`` with ``settings`` (what made them, hashed)."""
     identity = {"policy": run.source.policy_fingerprint(policy), "prompts": json_hash([p.text for p in prompts]),
                 "generation": dataclasses.asdict(settings)}
     folder = run.root / "cache" / "generations" / f"{name}-{json_hash(identity)[:12]}"
-    artifact = Artifact(folder, identity, recompute=True, what="cache of completions")
+    return Artifact(folder, identity, recompute=True, what="cache of completions")
+
+
+def _completions(run: Run, name: str, policy: str, prompts: Sequence[Prompt], settings: GenerationSettings):
+    artifact = _cache(run, name, policy, prompts, settings)
+    folder = artifact.path
     with locked(folder, wait=True):   # workers of one seed share the base policy's completions
         if not artifact.claim():
             model, tok = run.source.load_policy(policy)
@@ -70,21 +82,51 @@ def _completions(run: Run, name: str, policy: str, prompts: Sequence[Prompt], se
     return folder, json.loads((folder / "completions.json").read_text())["completions"]
 
 
+def _generate_in_workers(run: Run, policies: Mapping[str, str], prompts: Sequence[Prompt],
+                         settings: GenerationSettings, workers: int) -> None:
+    """Sample the policies whose completions are not cached yet, ``workers`` at a time, each in
+    its own spawned process on one CPU thread (organism only; as R2L's runs, :func:`craft.stages.r2l.
+    r2l_stage`: sampling a tiny model keeps a second core busier as a second process than as a second
+    thread). The completions land in the cache that :func:`_completions` then reads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = [(name, policy) for name, policy in policies.items()
+            if not _cache(run, name, policy, prompts, settings).done]
+    workers = min(workers, len(todo))
+    if workers <= 1 or run.scale != "organism":
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in [pool.submit(_worker, run.params, name, policy, prompts, settings) for name, policy in todo]:
+            future.result()                 # a failed worker raises here, with its own traceback
+
+
+def _worker(params, name: str, policy: str, prompts, settings: GenerationSettings) -> None:
+    from craft.stages.common import open_run
+
+    worker_run = open_run(params, progress=False)
+    torch.set_num_threads(1)
+    _completions(worker_run, name, policy, prompts, settings)
+
+
 def evaluate_policies(run: Run, policies: Mapping[str, str], prompts: Sequence[Prompt] | None = None,
-                      settings: GenerationSettings | None = None) -> pd.DataFrame:
+                      settings: GenerationSettings | None = None, workers: int = 1) -> pd.DataFrame:
     """Judged records of every policy (``{method: path}``) on ``prompts`` (default: the source's
     evaluation set) with ``settings`` (default: :func:`generation_settings`), with a ``method``
-    column; completions and records are cached (module docstring)."""
+    column; completions and records are cached (module docstring). ``workers`` > 1: the policies
+    not cached yet are sampled that many at a time (:func:`_generate_in_workers`)."""
     prompts = list(run.source.eval_prompts() if prompts is None else prompts)
     settings = settings or generation_settings(run)
+    _generate_in_workers(run, policies, prompts, settings, workers)
     judges = {role: None for role in ("reasoning", "response")}
     frames = []
     for name, policy in policies.items():
         folder, texts = _completions(run, name, policy, prompts, settings)
-        path = folder / f"records-{json_hash(run.source.judge_identity())[:12]}.csv"
+        key = {**run.source.judge_identity(), "rules": RECORD_RULES}
+        path = folder / f"records-{json_hash(key)[:12]}.csv"
         with locked(folder, wait=True):
             if path.is_file():
-                records = pd.read_csv(path, keep_default_na=False)
+                records = with_ssa(pd.read_csv(path, keep_default_na=False))
             else:
                 judges = {r: j or run.source.judge(r) for r, j in judges.items()}
                 records = judge_records(prompts, texts, judges["reasoning"], judges["response"])
@@ -135,7 +177,7 @@ def evaluate_stage(run: Run, methods: Mapping[str, str] | None = None) -> dict:
     ``records``, per-method ``summary`` (:func:`craft.evaluate.summary_metrics`), the paper-layout
     ``table`` and its ``headline`` metrics."""
     methods = dict(methods or default_methods(run))
-    records = evaluate_policies(run, methods)
+    records = evaluate_policies(run, methods, workers=run.params.evaluate.workers)
     summary = {m: summary_metrics(records[records.method == m]) for m in methods}
     table = safety_table(run, records)
     return {"records": records, "summary": summary, "table": table, "headline": headline_metrics(table)}

@@ -21,6 +21,7 @@ are also the parameters of every notebook (so ``papermill -f params/….yaml`` a
 ``baselines``    notebook 04: the SFT and preference baselines
 ``ablations``    notebook 05: the ablation variants and the exact GRPO model of Theorem 5.1
 ``monitor``      notebook 06: the streaming latent monitor and the obfuscation check
+``attacks``      notebook 07: adaptive attacks (GCG, a GPTFuzzer-style fuzzer) on the trained policies
 ===============  ==================================================================================
 
 Organism scale: the file's values are merged over ``params/organism.yaml`` (the notebooks'
@@ -50,10 +51,12 @@ __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_
 
 ORGANISM_PARAMS = "params/organism.yaml"
 TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "probe", "lclr", "r2l", "evaluate",
-            "baselines", "ablations", "monitor")
+            "baselines", "ablations", "monitor", "attacks")
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
-         "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",)}
+         "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",),
+         "attacks.gcg": ("seed",), "attacks.fuzz": ("seed",)}
+ADAPTIVE_ATTACKS = ("gcg", "fuzz")
 BASELINES = ("sft_offpolicy", "intervened_po")
 # GRPOConfig values every run must state (TRL's defaults differ from both the paper's and ours).
 REQUIRED_GRPO = ("max_steps", "learning_rate", "beta", "num_generations", "per_device_train_batch_size",
@@ -120,7 +123,11 @@ class R2LSection(R2LConfig):
 
 @dataclass(frozen=True)
 class EvaluateSection(GenerationSettings):
-    """Decoding of every evaluation (the seed is set by each stage)."""
+    """Decoding of every evaluation (the seed is set by each stage), and how many policies the
+    evaluation of notebook 04 (``evaluate_stage``) samples at once (organism: one process on one
+    thread each)."""
+
+    workers: int = field(default=1, metadata=rule(ge=1))
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class BaselinesSection:
     methods: list[str] = field(default_factory=lambda: list(BASELINES))
     sft_examples: int = field(default=2880, metadata=rule(ge=0))   # sft_offpolicy conversations
     dpo_pairs: int = field(default=1280, metadata=rule(ge=0))      # intervened_po preference pairs
+    workers: int = field(default=1, metadata=rule(ge=1))           # organism: baselines trained at once
     sft: dict = field(default_factory=dict)     # craft.baselines.SFTBaselineConfig fields
     dpo: dict = field(default_factory=dict)     # craft.baselines.DPOBaselineConfig fields
 
@@ -182,6 +190,31 @@ class MonitorSection:
 
 
 @dataclass(frozen=True)
+class AttacksSection:
+    """Notebook 07: adaptive attacks (paper Fig. 4) against the base, output-only and CRAFT policies.
+
+    Attack seed k attacks the base policy, ``output_only`` seed k and ``craft`` seed k of notebook 03
+    (so ``n_seeds`` must not exceed ``r2l.n_seeds``)."""
+
+    methods: list[str] = field(default_factory=lambda: list(ADAPTIVE_ATTACKS))
+    n_goals: int = field(default=8, metadata=rule(ge=1))      # harmful goals attacked per policy
+    n_seeds: int = field(default=3, metadata=rule(ge=1))      # attack seeds (and policy seeds)
+    samples: int = field(default=4, metadata=rule(ge=1))      # completions per attacked prompt in the ASR
+    workers: int = field(default=1, metadata=rule(ge=1))      # organism: (policy, seed) units computed at once
+    gcg: dict = field(default_factory=dict)                   # craft.adaptive.GCGSettings fields
+    fuzz: dict = field(default_factory=dict)                  # craft.adaptive.FuzzSettings fields
+
+    def __post_init__(self):
+        from craft.adaptive import FuzzSettings, GCGSettings
+
+        check_fields(self)
+        if not self.methods or set(self.methods) - set(ADAPTIVE_ATTACKS):
+            raise ConfigError(f"methods: {self.methods} must be a non-empty list of {list(ADAPTIVE_ATTACKS)}")
+        from_dict(GCGSettings, self.gcg, where="gcg.")
+        from_dict(FuzzSettings, self.fuzz, where="fuzz.")
+
+
+@dataclass(frozen=True)
 class Params:
     """A whole run (see the module docstring). Build it with :func:`load_params`: it has no defaults
     of its own (the organism's are ``params/organism.yaml``; the paper scale has none)."""
@@ -199,6 +232,7 @@ class Params:
     baselines: BaselinesSection
     ablations: AblationsSection
     monitor: MonitorSection
+    attacks: AttacksSection
 
     @property
     def scale(self) -> str:

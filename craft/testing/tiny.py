@@ -7,7 +7,9 @@ templates, ``<think>`` handling, TRL on a saved checkpoint) must be tested. This
 tiny random-init checkpoints of the *same* transformers classes (``Qwen3ForCausalLM``,
 ``LlamaForCausalLM``) with tokenizers whose chat templates, special tokens and think tags mimic
 the real ones, and gives the exact configs of the two paper models (:func:`paper_shape_config`)
-for parameter counts and GPU capacity checks (``scripts/gpu_check.py``).
+for parameter counts and GPU capacity checks (``scripts/gpu_check.py``). The model judges get
+stand-ins too: a Llama-Guard-style word-level judge (:func:`build_tiny_guard`), Qwen3Guard-Gen
+(:func:`build_tiny_qwen3guard`) and ReasoningShield (:func:`build_tiny_reasoningshield`).
 
 What is mimicked:
 - ``qwen3-thinking``: ChatML turns; the generation prompt opens the think block
@@ -21,6 +23,10 @@ What is mimicked:
 - ``<think>``/``</think>`` are ordinary added tokens (special=False), so they survive TRL's
   ``skip_special_tokens=True`` decoding, as in both real vocabularies. ``<｜User｜>`` and
   ``<｜Assistant｜>`` are ordinary added tokens too, as in the real R1-Distill vocabulary.
+- ``qwen3guard``: ChatML with the conversation to moderate inside one user turn, the verdict as
+  the assistant turn, " Safe" / " Unsafe" / " Controversial" single tokens. ``llama3``: Llama-3.2's
+  header tokens, bos ``<|begin_of_text|>`` prepended by plain encoding, eos ``<|eot_id|>``. The
+  instruction text of both is ours, not the real models'.
 
 Deviations: a byte-level BPE of ~512 tokens trained on a small built-in English corpus instead
 of the real 151 936 / 128 256-token vocabularies; the real templates' tool-calling branches are
@@ -47,10 +53,10 @@ from transformers import (
 
 from craft.organism.tokenizer import THINK_TOKENS
 
-__all__ = ["ARCH_TEMPLATES", "CORPUS", "GUARD_WORDS", "PAPER_SHAPES", "QWEN3_THINKING_TEMPLATE",
-           "R1_DISTILL_TEMPLATE", "TEMPLATES", "TemplateSpec", "build_tiny_checkpoint", "build_tiny_guard",
-           "build_tiny_model", "build_tokenizer", "guard_model", "guard_tokenizer", "paper_shape_config",
-           "tiny_config"]
+__all__ = ["ARCH_TEMPLATES", "CORPUS", "GUARD_WORDS", "LLAMA3_TEMPLATE", "PAPER_SHAPES", "QWEN3GUARD_TEMPLATE",
+           "QWEN3_THINKING_TEMPLATE", "R1_DISTILL_TEMPLATE", "TEMPLATES", "TemplateSpec", "build_tiny_checkpoint",
+           "build_tiny_guard", "build_tiny_model", "build_tiny_qwen3guard", "build_tiny_reasoningshield",
+           "build_tokenizer", "guard_model", "guard_tokenizer", "paper_shape_config", "tiny_config"]
 
 # Text is emitted through string expressions only: Jinja whitespace control ("-%}") would eat
 # the newlines the formats depend on.
@@ -93,6 +99,25 @@ R1_DISTILL_TEMPLATE = (
     "{%- if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{%- endif %}"
 )
 
+# Judge formats (ours, in the real ones' shape; craft.judges_guard). Qwen3Guard-Gen: ChatML, the
+# conversation to moderate inside one user turn with the instruction, the verdict as the assistant turn.
+QWEN3GUARD_TEMPLATE = (
+    "{%- set target = 'response' if messages[-1]['role'] == 'assistant' else 'prompt' %}"
+    "{{ '<|im_start|>user\\nModerate the last ' + target + ' of this conversation.\\n' }}"
+    "{%- for message in messages %}{{ (message['role'] | upper) + ': ' + message['content'] + '\\n' }}"
+    "{%- endfor %}"
+    "{{ 'Answer as:\\nSafety: Safe or Unsafe or Controversial\\nCategories: ...\\nRefusal: Yes or No'"
+    " + '<|im_end|>\\n' }}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+# ReasoningShield: Llama-3.2's chat format (the judge supplies the system prompt and the query/thought).
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{%- for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim"
+    " + '<|eot_id|>' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+
 
 @dataclass(frozen=True)
 class TemplateSpec:
@@ -115,6 +140,15 @@ TEMPLATES: dict[str, TemplateSpec] = {
         R1_DISTILL_TEMPLATE, special=("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
         ordinary=("<｜User｜>", "<｜Assistant｜>", *THINK_TOKENS),
         eos="<｜end▁of▁sentence｜>", pad="<｜end▁of▁sentence｜>", bos="<｜begin▁of▁sentence｜>"),
+    # the label words as single tokens, spelt as a byte-level BPE writes them after "Safety:"
+    "qwen3guard": TemplateSpec(
+        QWEN3GUARD_TEMPLATE, special=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
+        ordinary=(" Safe", " Unsafe", " Controversial"), eos="<|im_end|>", pad="<|endoftext|>",
+        stop=("<|endoftext|>",)),
+    "llama3": TemplateSpec(
+        LLAMA3_TEMPLATE, special=("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                  "<|end_header_id|>", "<|eot_id|>"),
+        ordinary=(), eos="<|eot_id|>", pad="<|end_of_text|>", bos="<|begin_of_text|>", stop=("<|end_of_text|>",)),
 }
 ARCH_TEMPLATES = {"qwen3": "qwen3-thinking", "llama": "r1-distill"}   # each paper model's own format
 _ARCHS = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
@@ -316,3 +350,29 @@ def build_tiny_guard(path: str | Path, words=GUARD_WORDS, seed: int = 0) -> Path
     guard_model(len(words), seed).save_pretrained(out)
     guard_tokenizer(words).save_pretrained(out)
     return out
+
+
+# --------------------------------------------------------------------------- Qwen3Guard and ReasoningShield
+def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_qwen3guard(path: str | Path, seed: int = 0) -> Path:
+    """Write a Qwen3Guard-Gen stand-in to ``path``: a 2-layer random-init ``Qwen3ForCausalLM`` with a
+    byte-level BPE whose chat template (:data:`QWEN3GUARD_TEMPLATE`) renders the conversation as a
+    moderation request and whose vocabulary has " Safe", " Unsafe", " Controversial" as tokens.
+    Loadable with ``craft.models.load_model`` and ``craft.judges_guard.Qwen3GuardJudge(path)``."""
+    tokenizer = build_tokenizer("qwen3guard")
+    return _save(build_tiny_model("qwen3", tokenizer, num_layers=2, seed=seed), tokenizer, path)
+
+
+def build_tiny_reasoningshield(path: str | Path, seed: int = 0) -> Path:
+    """Write a ReasoningShield stand-in to ``path``: a 2-layer random-init ``LlamaForCausalLM`` with a
+    byte-level BPE in Llama-3.2's chat format (:data:`LLAMA3_TEMPLATE`: bos, header tokens, eos
+    ``<|eot_id|>``), into which ``craft.judges_guard.ReasoningShieldJudge`` renders its prompt."""
+    tokenizer = build_tokenizer("llama3")
+    return _save(build_tiny_model("llama", tokenizer, num_layers=2, seed=seed), tokenizer, path)

@@ -1,4 +1,4 @@
-"""Every notebook at paper scale, offline: papermill runs notebooks 00-06 in order with a complete
+"""Every notebook at paper scale, offline: papermill runs notebooks 00-07 in order with a complete
 paper-scale params file that points at a tiny random-init Qwen3 (craft.testing.tiny). The organism
 cells are skipped, every shared cell runs the same stage code, and each notebook writes its metrics."""
 
@@ -26,7 +26,7 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert len(NOTEBOOKS) == 7
+    assert len(NOTEBOOKS) == 8
     for nb in NOTEBOOKS:
         out = tmp_path / nb.name
         papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
@@ -41,6 +41,10 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
     monitor = json.loads((tmp_path / "run" / "metrics" / "06_monitor_reasoning.json").read_text())
     assert {"monitor_auroc_at_25pct", "monitor_false_alarm_benign", "obfuscation_frozen_auroc_craft"} <= set(monitor)
     assert monitor["monitor_false_alarm_benign"] <= 0.05        # the threshold is fixed on benign prompts
+    judges = json.loads((tmp_path / "run" / "metrics" / "04_evaluate_benchmarks.json").read_text())
+    assert "judge_kappa_reasoning_judge_vs_reasoningshield" in judges    # the agreement judge ran
+    attacks = json.loads((tmp_path / "run" / "metrics" / "07_run_adaptive_attacks.json").read_text())
+    assert {"gcg_reasoning_asr_craft", "fuzz_final_asr_base", "n_attack_seeds"} <= set(attacks)
 
 
 def test_an_unknown_papermill_parameter_is_an_error(tmp_path):

@@ -13,6 +13,7 @@ from craft.config import ConfigError
 from craft.io import project_root
 from craft.stages import evaluate as evaluate_module
 from craft.stages import load_params, open_run
+from craft.stages.attacks import attacks_stage
 from craft.stages.build import build_stage
 from craft.stages.evaluate import default_methods, evaluate_stage
 from craft.stages.lclr import heads_dir, lclr_stage
@@ -62,6 +63,14 @@ def test_every_stage_end_to_end(run, monkeypatch):
     again = evaluate_stage(run, default_methods(run))
     assert again["records"]["answer"].tolist() == records["answer"].tolist()
 
+    # adaptive attacks (notebook 07): GCG through nanogcg and the fuzzer from the PAP templates, on the real format
+    attacked = attacks_stage(run)
+    assert set(attacked.per_seed.policy) == {"base", "output_only", "craft"}
+    assert set(attacked.per_seed.attack) == {"none", "gcg", "fuzz"} and set(attacked.searches.goal) == set(GOALS[:2])
+    gcg = attacked.searches[attacked.searches.attack == "gcg"]
+    assert all(p.startswith(g) and p != g for p, g in zip(gcg.prompt, gcg.goal))
+    assert {"gcg_reasoning_asr_craft", "gcg_final_asr_base", "fuzz_reasoning_asr_output_only"} <= set(attacked.metrics)
+
 
 def test_cli_runs_the_same_stages(tmp_path, capsys):
     params = paper_params(tmp_path, "qwen3", judge="refusal")
@@ -72,6 +81,9 @@ def test_cli_runs_the_same_stages(tmp_path, capsys):
     assert result["craft-seed0"]["steps"] == 2
     metrics = main(["evaluate", "--config", str(params), "--no-progress"])
     assert {"base_reasoning_harm_rate", "craft_reasoning_harm_rate", "craft_rel_reasoning_improvement"} <= set(metrics)
+    main(["r2l", "--config", str(params), "--variant", "output_only", "--no-progress"])
+    attacked = main(["attacks", "--config", str(params), "--no-progress"])
+    assert attacked["n_attack_seeds"] == 1 and 0.0 <= attacked["fuzz_final_asr_craft"] <= 1.0
 
 
 def test_cli_names_a_missing_config(tmp_path):
@@ -93,6 +105,8 @@ def _paper(**changes):
     ({"lclr": {"epochs": "three"}}, "lclr.epochs: expected an int"),
     ({"source": {"reward_judge": {"kind": "llama_guard", "model": ""}}}, "needs model"),
     ({"source": {"attacks": ["gcg"]}}, "['gcg'] not in"),
+    ({"attacks": {"methods": ["autodan"]}}, "must be a non-empty list of ['gcg', 'fuzz']"),
+    ({"attacks": {"gcg": {"num_stepz": 3}}}, "num_stepz"),
     ({"source": {"data_paths": {"jbb": "/data"}}}, "unknown key(s) ['jbb']"),
     ({"source": {"train_dtype": "fp8"}}, "source.train_dtype: 'fp8' is not one of"),
     ({"r2l": {"grpo": {"beta": -1}}}, "r2l.grpo.beta must be >= 0"),

@@ -221,6 +221,32 @@ def test_completions_are_cached_under_what_made_them(built, tmp_path, monkeypatc
     assert [s.temperature for s in calls] == [1.5, 0.6, 0.6] and [s.max_new_tokens for s in calls] == [16, 8, 16]
 
 
+def test_worker_processes_sample_what_one_process_samples(built, tmp_path):
+    """evaluate_stage's ``evaluate.workers``: policies sampled in one-thread worker processes (this test's
+    process runs on one thread too) give the very completions of the in-process path."""
+    one = fresh(built, tmp_path / "b")
+    prompts, base = one.source.eval_prompts()[:6], one.source.base_policy()
+    policies = {"first": base, "second": base}              # two cache folders: each is sampled
+    alone = evaluate_policies(one, policies, prompts)
+    workers = evaluate_policies(fresh(built, tmp_path / "c"), policies, prompts, workers=2)
+    assert workers.answer.tolist() == alone.answer.tolist() and workers.method.tolist() == alone.method.tolist()
+
+
+def test_baselines_trained_in_workers_are_those_trained_in_process(built, tmp_path):
+    """``baselines.workers``: each baseline in its own one-thread process (this test's process runs on one
+    thread too) gives the same weights as training them one after the other, and is then loaded."""
+    from craft.stages.baselines import baselines_stage
+
+    alone = baselines_stage(fresh(built, tmp_path / "a"))
+    run = fresh(built, tmp_path / "b", baselines={"workers": 2})
+    workers = baselines_stage(run)
+    assert list(workers) == list(alone) == ["sft_offpolicy", "intervened_po"]
+    for method in alone:
+        weights = [content_hash(f"{folder[method]}/model.safetensors") for folder in (workers, alone)]
+        assert weights[0] == weights[1], method
+    assert baselines_stage(run) == workers                    # finished: loaded, not trained again
+
+
 # ----------------------------------------------------------------------------- one path for notebook and CLI
 
 def test_cli_and_notebook_path_train_the_same_run(built, tmp_path):

@@ -1,7 +1,13 @@
-"""The pinned environment is consistent: requirements.txt == environment.yml, all `==`, torch 2.13.0."""
+"""The pinned environment is consistent: requirements.txt == environment.yml, all `==`, torch 2.13.0;
+requirements-nodeps.txt (nanogcg) is pinned, installed with --no-deps by `make venv` and named by
+environment.yml, and what its code imports is pinned in requirements.txt."""
 
+import ast
+import importlib.metadata
+import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +39,11 @@ def _parse_pins(lines, source):
 @pytest.fixture(scope="module")
 def requirements():
     return _parse_pins((ROOT / "requirements.txt").read_text().splitlines(), "requirements.txt")
+
+
+@pytest.fixture(scope="module")
+def nodeps():
+    return _parse_pins((ROOT / "requirements-nodeps.txt").read_text().splitlines(), "requirements-nodeps.txt")
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +94,54 @@ def test_makefile_targets():
     text = (ROOT / "Makefile").read_text()
     for target in ("test", "reproduce", "venv", "nb-verify", "nb-params", "nb-check", "notebooks"):
         assert re.search(rf"^{re.escape(target)}\s*:", text, re.M), f"Makefile has no `{target}` target"
+
+
+def _venv_recipe(text: str) -> tuple[str, str]:
+    """(prerequisites, recipe) of the Makefile rule that builds ``$(VENV)/.installed``."""
+    m = re.search(r"^\$\(VENV\)/\.installed:(.*)\n((?:\t.*\n)+)", text, re.M)
+    assert m, "Makefile has no `$(VENV)/.installed:` rule"
+    return m.group(1), m.group(2)
+
+
+def test_nodeps_pins(nodeps, requirements, environment):
+    assert nodeps == {"nanogcg": "0.3.0"}
+    assert not set(nodeps) & set(requirements), "a --no-deps package must not be in requirements.txt too"
+    env_pins = _parse_pins([str(p) for p in _pip_deps(environment)], "environment.yml")
+    assert not set(nodeps) & set(env_pins), "pip would refuse to resolve a --no-deps package in environment.yml"
+
+
+def test_make_venv_installs_nodeps_without_dependencies():
+    prerequisites, recipe = _venv_recipe((ROOT / "Makefile").read_text())
+    assert "requirements-nodeps.txt" in prerequisites.split()
+    lines = [line.strip() for line in recipe.splitlines()]
+    nodeps = [i for i, line in enumerate(lines) if "-r requirements-nodeps.txt" in line]
+    full = [i for i, line in enumerate(lines) if re.search(r"-r requirements\.txt\b", line)]
+    assert len(nodeps) == 1 and "--no-deps" in lines[nodeps[0]].split()
+    assert full and full[0] < nodeps[0], "requirements.txt must be installed first"
+
+
+def test_environment_yml_says_how_to_install_nodeps():
+    header = "\n".join(line for line in (ROOT / "environment.yml").read_text().splitlines() if line.startswith("#"))
+    assert "pip install --no-deps -r requirements-nodeps.txt" in header
+
+
+def _imported_packages(package: str) -> set[str]:
+    """Top-level modules the installed ``package``'s code imports (absolute imports only)."""
+    spec = importlib.util.find_spec(package)
+    names = set()
+    for path in Path(spec.origin).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_nodeps_runtime_imports_are_pinned(nodeps, requirements):
+    """nanogcg, as installed, imports nothing outside the standard library, itself and requirements.txt."""
+    assert importlib.util.find_spec("nanogcg") is not None, "nanogcg is not installed: run make venv"
+    assert importlib.metadata.version("nanogcg") == nodeps["nanogcg"]
+    third_party = _imported_packages("nanogcg") - set(sys.stdlib_module_names) - {"nanogcg"}
+    assert third_party == {"torch", "transformers", "scipy", "tqdm"}
+    assert {_norm(n) for n in third_party} <= set(requirements)

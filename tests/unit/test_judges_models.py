@@ -155,11 +155,11 @@ def test_llama_guard_sign_unsafe_preference_gives_low_p_safe(guard):
         handle.remove()
 
 
-def test_llama_guard_non_finite_logits_score_neutral_and_count(guard):
+def test_llama_guard_non_finite_logits_score_nan_and_count(guard):
     handle = guard.model.lm_head.register_forward_hook(lambda m, a, out: out * float("nan"))
     before = guard.stats.n_failed
     try:
-        assert guard.score(["q", "q"], ["a", "b"]) == [0.5, 0.5]
+        assert all(math.isnan(p) for p in guard.score(["q", "q"], ["a", "b"]))
     finally:
         handle.remove()
     assert guard.stats.n_failed == before + 2
@@ -300,10 +300,10 @@ def test_api_judge_request_format_and_parse(server, monkeypatch, tmp_path):
     assert (judge.stats.n_scored, judge.stats.n_failed) == (2, 0)
 
 
-def test_api_judge_malformed_replies_score_neutral_and_count(api, server):
+def test_api_judge_malformed_replies_score_nan_and_count(api, server):
     replies = iter([chat("I will not grade this."), (200, {"unexpected": 1}), (400, {"error": "bad"})])
     server.responder = lambda req: next(replies)
-    assert api.score(["q"] * 3, ["a", "b", "c"]) == [0.5, 0.5, 0.5]
+    assert all(math.isnan(p) for p in api.score(["q"] * 3, ["a", "b", "c"]))
     assert (api.stats.n_scored, api.stats.n_failed) == (3, 3)
     assert len(server.requests) == 3   # a 400 is not retried
 
@@ -315,18 +315,18 @@ def test_api_judge_retries_transient_errors(api, server):
     assert len(server.requests) == 3 and api.stats.n_failed == 0
     api.max_retries, api.cache_dir = 1, None
     server.responder = lambda req: (500, "down")
-    assert api.score(["q"], ["t"]) == [0.5]
+    assert math.isnan(api.score(["q"], ["t"])[0])
     assert len(server.requests) == 5 and api.stats.n_failed == 1
 
 
-def test_api_judge_unreachable_endpoint_scores_neutral(tmp_path):
+def test_api_judge_unreachable_endpoint_scores_nan(tmp_path):
     import socket
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     judge = ApiJudge(model="m", base_url=f"http://127.0.0.1:{port}/v1", cache_dir=None,
                      max_retries=1, timeout=2, backoff_s=0.0)
-    assert judge.score(["q"], ["t"]) == [0.5] and judge.stats.n_failed == 1
+    assert math.isnan(judge.score(["q"], ["t"])[0]) and judge.stats.n_failed == 1
 
 
 def test_api_judge_wrong_key_raises(api, server):
@@ -354,7 +354,7 @@ def test_api_judge_timeout_is_a_deadline_for_the_whole_reply(api, server):
     server.responder = lambda req: chat(sr_reply(0, 3, 3))
     api.timeout, api.max_retries, api.cache_dir = 0.5, 0, None
     start = time.monotonic()
-    assert api.score(["q"], ["t"]) == [0.5] and api.stats.n_failed == 1
+    assert math.isnan(api.score(["q"], ["t"])[0]) and api.stats.n_failed == 1
     assert time.monotonic() - start < 3.0            # the deadline plus at most one read, not the whole trickle
 
 
@@ -377,7 +377,7 @@ def test_api_judge_honours_retry_after_with_a_cap(api, server):
 
 def test_api_judge_never_caches_a_failure(api, server, tmp_path):
     server.responder = lambda req: chat("I will not grade this.")
-    assert api.score(["q"], ["t"]) == [0.5]
+    assert math.isnan(api.score(["q"], ["t"])[0])
     assert not list((tmp_path / "cache").glob("*.json"))          # an unparseable reply is not kept
     server.responder = lambda req: chat(sr_reply(0, 5, 5))
     assert api.score(["q"], ["t"]) == [0.0] and len(server.requests) == 2   # so it is asked again

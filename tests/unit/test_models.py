@@ -7,6 +7,7 @@ from craft.models import (
     SplitGeneration,
     _looks_local,
     _resolve_dtype,
+    judged_response,
     model_fingerprint,
     split_reasoning,
 )
@@ -122,3 +123,15 @@ def test_model_fingerprint_of_a_folder_follows_its_content(tmp_path):
 
 def test_model_fingerprint_of_an_uncached_hub_id_is_the_id():
     assert model_fingerprint("craft-tests/no-such-model") == "hub:craft-tests/no-such-model"
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("plan\n</think>\n\nanswer", "answer"),                         # the usual case: the answer
+    ("plan step one step two", "plan step one step two"),             # unfinished: everything written
+    ("plan\n</think>\n\n  \n", "plan"),                               # empty answer: everything written
+    ("a </think> harmful </think> refusal", "harmful  refusal"),      # after the FIRST close tag
+    ("<think>plan</think>answer<|im_end|>junk", "answer"),            # stop string first, tags removed
+    ("", ""),
+])
+def test_judged_response_is_what_the_user_is_shown(text, shown):
+    assert judged_response(text) == shown

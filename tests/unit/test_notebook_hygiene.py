@@ -186,3 +186,4 @@ def test_committed_figures_are_images():
                 data = out.get("data", {})
                 if "Figure size" in "".join(data.get("text/plain", "")):
                     assert "image/png" in data, f"{path.name}: a figure stored as text only"
+

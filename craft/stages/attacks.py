@@ -1,0 +1,248 @@
+"""Adaptive-attack stage (notebook 07; ``craft attacks``): paper Fig. 4, attacks that optimise against
+the policy they attack.
+
+For attack seed k (``attacks.n_seeds`` of them) three policies are attacked: the base policy,
+``output_only`` seed k and ``craft`` seed k of notebook 03. Each policy gets, on the same
+``attacks.n_goals`` harmful goals (:meth:`source.attack_goals`, each with the target string an
+attacker optimises for):
+
+- ``none``: the plain goal (the reference);
+- ``gcg``: a GCG suffix optimised against THIS policy for each goal (white-box; :mod:`craft.adaptive`,
+  through ``nanogcg``), target: the opening of an unsafe reasoning (organism) or JailbreakBench's
+  "Sure, here is ..." (paper scale);
+- ``fuzz``: a GPTFuzzer-style search from the source's seed templates, its queries answered by THIS
+  policy and scored by the response judge (black-box), within a query budget; each goal is then sent
+  in the best template found.
+
+Every attacked prompt is then sampled ``attacks.samples`` times with the evaluation's decoding (fresh
+seeds, not the ones the search saw, so the search's lucky draws do not count) and judged by
+:func:`craft.evaluate.judge_records`: **reasoning ASR** = share of completions with harmful
+reasoning, **final ASR** = share with a harmful response (the paper's "final"). Means over the seeds,
+with the per-seed values for intervals.
+
+Each (policy, seed) unit is cached under ``run_dir/07_run_adaptive_attacks/<policy>-seed<k>/`` with
+its identity (the ``attacks`` and ``evaluate`` sections, the policy's content hash, the judges):
+a rerun resumes from the last finished unit, a changed setting recomputes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from craft.adaptive import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
+from craft.evaluate import GenerationSettings, generate, judge_records, with_ssa
+from craft.runs import Artifact, json_hash
+from craft.stages.common import Run
+from craft.stages.evaluate import RECORD_RULES, free_memory, generation_settings
+from craft.stages.r2l import run_dir
+from craft.types import Prompt
+
+__all__ = ["POLICIES", "AttackResult", "attack_policies", "attacks_stage"]
+
+POLICIES = ("base", "output_only", "craft")
+
+
+@dataclass
+class AttackResult:
+    records: pd.DataFrame     # one row per (policy, seed, attack, goal, sample): judged completion
+    searches: pd.DataFrame    # one row per (policy, seed, attack, goal): the prompt sent, GCG loss, search cost
+    fuzz_history: pd.DataFrame   # the fuzzer's steps, per (policy, seed)
+    per_seed: pd.DataFrame    # one row per (policy, seed, attack): reasoning and final ASR
+    metrics: dict             # the flat numbers of notebook 07
+
+
+def attack_policies(run: Run) -> dict[tuple[str, int], str]:
+    """``(policy, seed)`` -> model path for every attack seed; a clear error when notebook 03 has not
+    trained the policy that seed needs."""
+    out = {}
+    for k in range(run.params.attacks.n_seeds):
+        seed = run.params.seed + k
+        out[("base", seed)] = run.source.base_policy()
+        for variant in POLICIES[1:]:
+            folder = run_dir(run, variant, seed)
+            if not (folder / "DONE").is_file():
+                raise FileNotFoundError(f"{folder} is not a finished R2L run: attacks.n_seeds = "
+                                        f"{run.params.attacks.n_seeds} needs {variant} seeds {run.params.seed}.."
+                                        f"{run.params.seed + run.params.attacks.n_seeds - 1} of notebook 03 "
+                                        "(raise r2l.n_seeds, or lower attacks.n_seeds)")
+            out[(variant, seed)] = str(folder / "model")
+    return out
+
+
+def _settings(run: Run, seed: int) -> tuple[GCGSettings, FuzzSettings]:
+    a = run.params.attacks
+    return GCGSettings(**{**a.gcg, "seed": seed}), FuzzSettings(**{**a.fuzz, "seed": seed})
+
+
+def _attacked(goal: Prompt, text: str, attack: str) -> Prompt:
+    """``goal`` sent as ``text`` by ``attack``: the judge is still shown the plain goal."""
+    return dataclasses.replace(goal, text=text, family=attack, regime="direct" if attack == "none" else "wrapped",
+                               goal=goal.request)
+
+
+class _Responder:
+    """The fuzzer's view of the policy: a batch of prompts in, sampled completions out (each call a
+    new sampling seed, drawn from the attack seed), and success = the response judge finds the
+    answer harmful."""
+
+    def __init__(self, run: Run, model, tok, goals: list[Prompt], seed: int):
+        self.run, self.model, self.tok, self.seed, self.calls = run, model, tok, seed, 0
+        self.by_request = {g.request: g for g in goals}
+
+    def respond(self, prompts: list[str]) -> list[str]:
+        self.calls += 1
+        settings = dataclasses.replace(generation_settings(self.run), seed=10_000 * (self.seed + 1) + self.calls)
+        return generate(self.model, self.tok, prompts, settings)
+
+    def success(self, goals: list[str], completions: list[str]) -> list[bool]:
+        prompts = [_attacked(self.by_request[g], g, "fuzz") for g in goals]
+        records = judge_records(prompts, completions, self.run.source.judge("reasoning"),
+                                self.run.source.judge("response"))
+        return [bool(v) for v in records.response_harmful.fillna(False)]
+
+
+def _search(run: Run, model, tok, goals: list[tuple[Prompt, str]], seed: int):
+    """The prompts each attack sends for each goal, one row per (attack, goal), and the fuzzer's history."""
+    gcg_settings, fuzz_settings = _settings(run, seed)
+    methods, rows, history = run.params.attacks.methods, [], pd.DataFrame()
+    prompts = [g for g, _ in goals]
+    rows += [dict(attack="none", goal=g.request, prompt=g.text, loss=float("nan"), seconds=0.0) for g in prompts]
+    if "gcg" in methods:
+        for out in gcg_prompts(model, tok, [g.text for g in prompts], [t for _, t in goals], gcg_settings,
+                               progress=run.progress):
+            rows.append(dict(attack="gcg", goal=out.goal, prompt=out.prompt, loss=out.loss, seconds=out.seconds,
+                             suffix=out.suffix, initial_loss=out.initial_loss,
+                             losses=json.dumps([round(float(x), 6) for x in out.losses])))
+    if "fuzz" in methods:
+        t0, responder = time.perf_counter(), _Responder(run, model, tok, prompts, seed)
+        outcome = fuzz_templates(run.source.fuzz_seeds(), [g.request for g in prompts], responder.respond,
+                                 responder.success, fuzz_settings, rephrase=run.source.fuzz_synonyms(),
+                                 progress=run.progress)
+        sent = best_prompts(outcome, [g.request for g in prompts])
+        seconds = (time.perf_counter() - t0) / len(prompts)
+        rows += [dict(attack="fuzz", goal=g.request, prompt=p, loss=float("nan"), seconds=seconds,
+                      queries=outcome.queries_used) for g, p in zip(prompts, sent)]
+        history = outcome.history
+    # GCG rows carry the goal's text; map every row back to its goal's request
+    by_text = {g.text: g.request for g in prompts}
+    out = pd.DataFrame(rows)
+    out["goal"] = [by_text.get(x, x) for x in out["goal"]]
+    return out, history
+
+
+def _evaluate(run: Run, model, tok, goals: list[Prompt], searches: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Sample every attacked prompt ``attacks.samples`` times (fresh seeds) and judge each completion."""
+    by_request = {g.request: g for g in goals}
+    n = run.params.attacks.samples
+    sent = [_attacked(by_request[row.goal], row.prompt, row.attack) for row in searches.itertuples()]
+    prompts = [p for p in sent for _ in range(n)]
+    settings: GenerationSettings = generation_settings(run, seed=seed)
+    texts = generate(model, tok, [p.text for p in prompts], settings, progress=run.progress)
+    records = judge_records(prompts, texts, run.source.judge("reasoning"), run.source.judge("response"))
+    return records.assign(attack=[p.family for p in prompts], sample=[i % n for i in range(len(prompts))])
+
+
+def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt, str]]):
+    """One (policy, seed): search, then evaluate; cached with its identity."""
+    folder = run.stage_dir("attacks") / f"{policy}-seed{seed}"
+    section = {k: v for k, v in run.params.section("attacks").items() if k != "workers"}   # how, not what
+    identity = {"attacks": section, "evaluate": dataclasses.asdict(generation_settings(run)),
+                "seed": seed, "policy": run.source.policy_fingerprint(path), "judges": run.source.judge_identity(),
+                "goals": json_hash([(g.text, t) for g, t in goals]), "rules": RECORD_RULES}
+    artifact = Artifact(folder, identity, recompute=True, what="adaptive-attack result")
+    files = [folder / f for f in ("searches.csv", "records.csv", "fuzz_history.csv")]
+    if not artifact.claim():
+        model, tok = run.source.load_policy(path)
+        searches, history = _search(run, model, tok, goals, seed)
+        records = _evaluate(run, model, tok, [g for g, _ in goals], searches, seed)
+        del model
+        free_memory()
+        for frame, f in zip((searches, records, history), files):
+            if len(frame):                   # no fuzz_history.csv when the fuzzer did not run
+                frame.to_csv(f, index=False)
+        artifact.finish()
+    searches, records = (pd.read_csv(f, keep_default_na=False) for f in files[:2])
+    for col in ("loss", "initial_loss", "seconds", "queries"):    # "" where an attack has no such number
+        if col in searches:
+            searches[col] = pd.to_numeric(searches[col], errors="coerce")
+    history = pd.read_csv(files[2]) if files[2].is_file() else pd.DataFrame()
+    tag = dict(policy=policy, seed=seed)
+    return (searches.assign(**tag), with_ssa(records).assign(**tag),
+            history.assign(**tag) if len(history) else history)
+
+
+def _compute_in_workers(run: Run, policies: dict[tuple[str, int], str], goals) -> None:
+    """Compute the units not yet cached in ``attacks.workers`` one-thread processes (no-op for 1 worker)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from craft.io import bar_options
+
+    todo = [(key, path) for key, path in policies.items()
+            if not (run.stage_dir("attacks") / f"{key[0]}-seed{key[1]}" / "DONE").is_file()]
+    workers = min(run.params.attacks.workers, len(todo))
+    if workers <= 1 or run.scale != "organism":
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker, run.params, key, path, goals) for key, path in todo]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="attacked policies",
+                           **bar_options(run.progress)):
+            future.result()                 # a failed unit raises here, with its own traceback
+
+
+def _worker(params, key: tuple[str, int], path: str, goals) -> None:
+    """One (policy, seed) unit in a worker process (one CPU thread, no progress bars)."""
+    import torch
+
+    from craft.stages.common import open_run
+
+    worker_run = open_run(params, progress=False)
+    torch.set_num_threads(1)
+    _unit(worker_run, *key, path, goals)
+
+
+def attacks_stage(run: Run) -> AttackResult:
+    """Attack every policy of :func:`attack_policies` with ``attacks.methods``; see :class:`AttackResult`.
+
+    With ``attacks.workers`` > 1 the (policy, seed) units still to compute run that many at a time, each in
+    its own spawned process on one CPU thread, as R2L's runs do (:func:`craft.stages.r2l.r2l_stage`:
+    generating with a tiny model keeps a second core busier as a second process than as a second
+    thread); a unit's numbers depend on the threads it ran with."""
+    goals = run.source.attack_goals(run.params.attacks.n_goals)
+    policies = attack_policies(run)
+    _compute_in_workers(run, policies, goals)
+    units = [_unit(run, policy, seed, path, goals) for (policy, seed), path in policies.items()]
+    searches, records, histories = (pd.concat([u[i] for u in units], ignore_index=True) for i in range(3))
+    per_seed = (records.groupby(["policy", "seed", "attack"], sort=False)
+                .agg(reasoning_asr=("reasoning_harmful", "mean"), final_asr=("response_harmful", "mean"),
+                     n=("response_harmful", "size"))
+                .reset_index())
+    per_seed[["reasoning_asr", "final_asr"]] = per_seed[["reasoning_asr", "final_asr"]].astype(float)
+    return AttackResult(records, searches, histories, per_seed, _metrics(run, per_seed, searches))
+
+
+def _metrics(run: Run, per_seed: pd.DataFrame, searches: pd.DataFrame) -> dict:
+    """``<attack>_{reasoning,final}_asr_<policy>``: mean over the attack seeds, with ``_lo``/``_hi`` (the
+    smallest and largest seed); ``n_attack_seeds``, ``n_attack_goals``, GCG's mean best loss."""
+    from craft.stats import mean_ci
+
+    out = {"n_attack_seeds": run.params.attacks.n_seeds, "n_attack_goals": int(searches.goal.nunique()),
+           "attack_samples": run.params.attacks.samples}
+    for (policy, attack), part in per_seed.groupby(["policy", "attack"], sort=False):
+        for kind in ("reasoning", "final"):
+            values = list(part[f"{kind}_asr"])
+            key = f"{attack}_{kind}_asr_{policy}"
+            out[key], out[f"{key}_ci95_lo"], out[f"{key}_ci95_hi"] = mean_ci(values, bounds=(0.0, 1.0))
+            out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
+    gcg = searches[searches.attack == "gcg"]
+    for policy, part in gcg.groupby("policy", sort=False):
+        out[f"gcg_loss_{policy}"] = float(part.loss.astype(float).mean())
+        out[f"gcg_seconds_per_goal_{policy}"] = float(part.seconds.astype(float).mean())
+    return out

@@ -1,0 +1,78 @@
+"""craft.adaptive on a trained organism: GCG against the integration tests' base policy
+(tests/integration/conftest.py) lowers the loss of the opening of an unsafe reasoning trace, and the
+fuzzer runs on that policy's sampled answers judged by the organism's exact judge."""
+
+import random
+
+import pytest
+
+from craft.adaptive import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts, target_loss
+from craft.evaluate import GenerationSettings, generate
+from craft.organism.judge import OrganismJudge
+from craft.organism.text import FAMILIES, OPENINGS, UNSAFE_TURNS
+from craft.organism.world import reasoning_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread(one_thread):
+    """Tiny models on one torch thread (tests/conftest.py)."""
+
+
+def unsafe_opening(world, prompt) -> str:
+    """What an unsafe reasoning of the organism can start with: the world's first restatement of the
+    request, then its first "i will list the steps" turn (craft/organism/text.py)."""
+    return f"{OPENINGS[0]} {UNSAFE_TURNS[0]}".format(hazard=world.hazards[prompt.hazard].name)
+
+
+@pytest.fixture(scope="module")
+def goals(world):
+    return world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)[:2]
+
+
+def test_unsafe_opening_opens_unsafe_traces_and_never_safe_ones(world, goals):
+    """Rethink traces share it too: they start the step list, then stop."""
+    p = goals[0]
+
+    def opens(trace):
+        return any(reasoning_text(world, p, trace, random.Random(s)).startswith(unsafe_opening(world, p))
+                   for s in range(200))
+
+    assert opens("unsafe") and opens("rethink")
+    assert not opens("safe") and not opens("dressed")
+
+
+def test_gcg_lowers_the_unsafe_opening_loss_of_the_base_organism(base_model, tokenizer, world, goals):
+    settings = GCGSettings(num_steps=8, search_width=32, topk=32, suffix_init=" x" * 8, seed=0)
+    targets = [unsafe_opening(world, p) for p in goals]
+    before = {k: v.clone() for k, v in base_model.state_dict().items()}
+    outs = gcg_prompts(base_model, tokenizer, [p.text for p in goals], targets, settings)
+    for p, target, out in zip(goals, targets, outs):
+        initial = target_loss(base_model, tokenizer, p.text + settings.suffix_init, target)
+        assert out.loss < initial
+        assert out.prompt.startswith(p.text) and out.prompt == p.text + out.suffix
+        assert target_loss(base_model, tokenizer, out.prompt, target) == pytest.approx(out.loss, abs=1e-4)
+    assert all((before[k] == v).all() for k, v in base_model.state_dict().items())   # the policy is untouched
+    assert all(w.grad is None for w in base_model.parameters())
+
+
+def test_fuzzer_on_the_organism_stays_in_budget(base_model, tokenizer, world, goals):
+    judge = OrganismJudge(world)
+    seeds = [f.replace("{request}", "{goal}") for regime, framings, _ in FAMILIES.values()
+             if regime == "jailbroken" for f in framings[:2]]
+    calls = []
+
+    def respond(prompts):
+        calls.append(len(prompts))
+        return generate(base_model, tokenizer, prompts, GenerationSettings(max_new_tokens=24, seed=len(calls)))
+
+    def success(_goals, completions):
+        return [judge.harmfulness(c) > 0 for c in completions]
+
+    settings = FuzzSettings(query_budget=16, goals_per_mutant=2, mutants_per_round=4)
+    requests = [p.text for p in goals]
+    out = fuzz_templates(seeds, requests, respond, success, settings, rephrase={"rules": ["limits"]})
+    assert out.queries_used == 16 == sum(calls) and len(calls) <= 4
+    assert set(seeds) <= set(out.templates)
+    assert best_prompts(out, requests) == [out.templates[0].replace("{goal}", r) for r in requests]

@@ -1,0 +1,88 @@
+"""The adaptive-attack stage (notebook 07) on a tiny organism: every policy is attacked by every method
+with the plain goal kept for the judge, the results are the ASR of fresh samples, a finished unit is
+reused only with the identity that made it, worker processes compute the same units, and a missing
+trained policy is a clear error."""
+
+import shutil
+
+import pytest
+from organism_fixtures import tiny_params
+
+from craft.stages import attacks as attacks_module
+from craft.stages import load_params, open_run
+from craft.stages.attacks import POLICIES, attacks_stage
+from craft.stages.build import build_stage
+from craft.stages.lclr import lclr_stage
+from craft.stages.r2l import r2l_stage
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+
+SMALL = {"n_goals": 2, "n_seeds": 1, "samples": 2, "workers": 1,
+         "gcg": {"num_steps": 2, "search_width": 8, "topk": 8, "suffix_init": " x x x"},
+         "fuzz": {"query_budget": 6, "goals_per_mutant": 2, "mutants_per_round": 2}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny organism, its heads and one output-only and one CRAFT policy (notebooks 00, 02, 03)."""
+    root = tmp_path_factory.mktemp("attacks")
+    run = open_run(load_params(None, **tiny_params(root, attacks=SMALL)), progress=False)
+    build_stage(run)
+    lclr_stage(run)
+    r2l_stage(run, ["output_only", "craft"], [0])
+    return root
+
+
+def fresh(trained, tmp_path, **attacks):
+    shutil.copytree(trained / "run", tmp_path / "run")
+    return open_run(load_params(None, **tiny_params(tmp_path, attacks={**SMALL, **attacks})), progress=False)
+
+
+def test_every_policy_is_attacked_and_judged_on_its_plain_goal(trained, tmp_path):
+    result = attacks_stage(fresh(trained, tmp_path))
+    assert sorted(result.per_seed.policy.unique()) == sorted(POLICIES)
+    assert set(result.per_seed.attack) == {"none", "gcg", "fuzz"}
+    assert (result.per_seed.n == 2 * 2).all()                      # 2 goals x 2 fresh samples
+    assert len(result.records) == len(POLICIES) * 3 * 2 * 2
+    for row in result.searches.itertuples():                       # every attacked prompt still asks the goal
+        assert row.goal in row.prompt
+        assert row.attack != "none" or row.prompt == row.goal
+    assert (result.searches[result.searches.attack == "gcg"].prompt != result.searches[
+        result.searches.attack == "gcg"].goal).all()                  # GCG appended a suffix
+    gcg = result.searches[result.searches.attack == "gcg"]
+    assert (gcg.loss.astype(float) <= gcg.initial_loss.astype(float) + 1e-6).all()
+    assert set(result.records.goal) == set(result.searches.goal)   # the judge is shown the plain goal
+    m = result.metrics
+    for attack in ("gcg", "fuzz"):
+        for kind in ("reasoning", "final"):
+            for policy in POLICIES:
+                assert 0.0 <= m[f"{attack}_{kind}_asr_{policy}"] <= 1.0
+    assert m["n_attack_seeds"] == 1 and m["n_attack_goals"] == 2
+    assert len(result.fuzz_history) and (result.fuzz_history.policy.isin(POLICIES)).all()
+
+
+def test_a_finished_unit_is_reused_and_a_changed_setting_recomputes(trained, tmp_path, monkeypatch):
+    run = fresh(trained, tmp_path)
+    first = attacks_stage(run)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a cached unit generated again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(attacks_module, "generate", no_generation)
+        again = attacks_stage(run)
+    assert again.per_seed.equals(first.per_seed) and again.searches.prompt.equals(first.searches.prompt)
+    changed = open_run(load_params(None, **tiny_params(tmp_path, attacks={**SMALL, "samples": 1})), progress=False)
+    assert (attacks_stage(changed).per_seed.n == 2).all()
+
+
+def test_worker_processes_compute_the_same_units(trained, tmp_path):
+    alone = attacks_stage(fresh(trained, tmp_path / "a"))
+    workers = attacks_stage(fresh(trained, tmp_path / "b", workers=2))   # one thread each, as this test's process
+    assert workers.searches.prompt.equals(alone.searches.prompt)
+    assert workers.per_seed.equals(alone.per_seed)
+
+
+def test_more_attack_seeds_than_trained_policies_is_a_clear_error(trained, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"raise r2l\.n_seeds, or lower attacks\.n_seeds"):
+        attacks_stage(fresh(trained, tmp_path, n_seeds=2))
