@@ -7,6 +7,8 @@
 #   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper-qwen3-4b-thinking, ...:
 #                     the params file params/$(RUN).yaml; RUN=default: the notebooks' defaults, params/organism.yaml)
 #   make notebooks    re-run with defaults and refresh the committed (stripped) outputs
+#   make exercises    the student notebooks (solutions removed) in build/exercises/
+#   make book         the rendered book (README + executed notebooks + docs/) in build/book/html/
 #
 # `make help` lists all targets.
 
@@ -49,11 +51,12 @@ $(error `make notebooks` refreshes the committed outputs from the default run on
 endif
 endif
 
-.PHONY: help venv test unit lint nb-verify nb-params nb-check reproduce notebooks lab clean
+.PHONY: help venv test unit lint nb-verify nb-params nb-check test-exercises test-book reproduce notebooks \
+	exercises book chromium lab clean
 
 help: ## list targets
-	@echo "usage: make <target> [RUN=default|paper|...] [VENV=.venv]"
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)$$/  \1\t\2/' | expand -t 14
+	@echo "usage: make <target> [RUN=default|<a params/*.yaml name, e.g. paper-qwen3-4b-thinking>] [VENV=.venv]"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)$$/  \1\t\2/' | expand -t 18
 
 # ---------------------------------------------------------------------------------------------
 # environment
@@ -73,18 +76,20 @@ venv: $(VENV)/.installed ## create/update .venv from requirements.txt (+ require
 # ---------------------------------------------------------------------------------------------
 # CI gates (called in this order by `make test`, which .ci/run calls)
 
-test: venv ## what CI runs: unit, lint, nb-verify, nb-params, nb-check (stops at the first failure)
+test: venv ## what CI runs: unit, lint, nb-verify, nb-params, nb-check, test-exercises, test-book (stops at the first failure)
 	$(MAKE) unit
 	$(MAKE) lint
 	$(MAKE) nb-verify
 	$(MAKE) nb-params
 	$(MAKE) nb-check
+	$(MAKE) test-exercises
+	$(MAKE) test-book
 
-unit: venv ## pytest, without nbval (slow tests included; `-m "not slow"` for a quick pass)
-	$(PY) -m pytest tests -m "not notebooks" -q
+unit: venv ## pytest, without nbval, the student notebooks or the browser (`-m "not slow"` for a quick pass)
+	$(PY) -m pytest tests -m "not notebooks and not exercises and not book" -q
 
 lint: venv ## ruff, and the package's layer contracts (import-linter, pyproject.toml)
-	$(VENV)/bin/ruff check craft tests scripts benchmarks notebooks
+	$(VENV)/bin/ruff check craft tests scripts benchmarks notebooks book
 	$(VENV)/bin/lint-imports
 
 nb-verify: venv ## committed notebooks are stripped (strip -> no diff)
@@ -95,42 +100,12 @@ else
 endif
 
 nb-params: venv ## every notebook has a parameters cell; every params/*.yaml key is a known parameter
-	rm -rf build/params build/params.log
-	mkdir -p build/params
-	touch build/params.log
-	for nb in $(NB); do
-		$(VENV)/bin/papermill --help-notebook "$$nb" > /dev/null \
-			|| { echo "nb-params: $$nb has no parseable parameters cell" >&2; exit 1; }
-		stem=$$(basename "$$nb" .ipynb)
-		for yaml in $(PARAMS); do
-			$(VENV)/bin/papermill --prepare-only "$$nb" "build/params/$${stem}__$$(basename "$$yaml" .yaml).ipynb" \
-				$$($(PARAMS_FOR) "$$yaml" "$$stem") >> build/params.log 2>&1 \
-				|| { cat build/params.log >&2; echo "nb-params: papermill failed on $$nb with $$yaml" >&2; exit 1; }
-		done
-	done
-	for extra in $(wildcard params/*/*.yaml); do
-		dir=$$(dirname "$$extra"); stem=$$(basename "$$extra" .yaml)
-		test -f "$$dir.yaml" && test -f "notebooks/$$stem.ipynb" \
-			|| { echo "nb-params: $$extra needs $$dir.yaml and notebooks/$$stem.ipynb" >&2; exit 1; }
-	done
-	if grep "Passed unknown parameter" build/params.log; then
-		echo "nb-params: a params key is not a parameter of a notebook it applies to (see build/params.log)" >&2
-		exit 1
-	fi
-	echo "nb-params: ok ($(words $(NB)) notebooks x $(words $(PARAMS)) params files)"
+	rm -rf build/params
+	$(PY) scripts/prepare_notebooks.py --params $(PARAMS) --out build/params --suffix $(NB)
 
 nb-check: venv ## papermill injects params/ci.yaml (no execution); nbval executes once and compares
-	rm -rf build/check build/ci-run build/papermill.log
-	mkdir -p build/check
-	touch build/papermill.log
-	for nb in $(NB); do
-		$(VENV)/bin/papermill --prepare-only "$$nb" "build/check/$$(basename "$$nb")" \
-			$$($(PARAMS_FOR) params/ci.yaml "$$(basename "$$nb" .ipynb)") 2>&1 | tee -a build/papermill.log
-	done
-	if grep "Passed unknown parameter" build/papermill.log; then
-		echo "nb-check: params/ci.yaml has a key that is not a notebook parameter" >&2
-		exit 1
-	fi
+	rm -rf build/check build/ci-run
+	$(PY) scripts/prepare_notebooks.py --params params/ci.yaml --out build/check $(NB)
 ifeq ($(NB),)
 	@echo "nb-check: no notebooks/[0-9][0-9]_*.ipynb yet, nothing to execute"
 else
@@ -138,6 +113,38 @@ else
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1500 \
 		-p no:cacheprovider -q build/check
 endif
+
+# The student notebooks, run against the artifacts nb-check left in build/ci-run (every stage is then
+# a cache hit, so this takes a couple of minutes; run alone, it recomputes the CI-sized run first).
+test-exercises: exercises ## the student notebooks (make exercises) execute up to their first exercise
+	TQDM_DISABLE=1 $(PY) -m pytest tests/exercises -m exercises -q
+
+test-book: book chromium ## open every page of the book in headless Chromium: figures render, no error output
+	$(PY) -m pytest tests/book -m book -q
+
+# ---------------------------------------------------------------------------------------------
+# teaching
+
+exercises: venv ## write the student notebooks (solutions cleared by nbgrader, no outputs) to build/exercises/
+	$(PY) scripts/make_exercises.py $(NB) --out build/exercises
+
+book: venv ## build the HTML book from the committed notebooks (never re-executed) into build/book/html/
+	rm -rf build/book
+	$(PY) -m sphinx -b html -c book -W --keep-going -q . build/book/html
+	echo "book: open build/book/html/index.html (the README is its landing page)"
+
+# Debian's chromium package (the browser test never downloads a browser). Needs root, or sudo.
+chromium: ## install Chromium for `make test-book` when it is missing (Debian/Ubuntu: apt-get)
+	if [[ -n "$${CRAFT_CHROMIUM:-}" ]] || command -v chromium > /dev/null; then exit 0; fi
+	if ! command -v apt-get > /dev/null; then
+		echo "chromium: not found and no apt-get here; install Chromium and set CRAFT_CHROMIUM=/path/to/chromium" >&2
+		exit 1
+	fi
+	sudo=""; if [[ $$(id -u) != 0 ]]; then sudo="sudo"; fi
+	export DEBIAN_FRONTEND=noninteractive
+	$$sudo apt-get install -y -q --no-install-recommends chromium > /dev/null \
+		|| { $$sudo apt-get update -q > /dev/null && $$sudo apt-get install -y -q --no-install-recommends chromium > /dev/null; }
+	echo "chromium: $$(chromium --version)"
 
 # ---------------------------------------------------------------------------------------------
 # running the paper

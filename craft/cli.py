@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--variant", action="append", help="variant(s) to train (default: r2l.variants)")
             s.add_argument("--seed", action="append", type=int,
                            help="seed(s) (default: seed .. seed + r2l.n_seeds - 1)")
+            s.add_argument("--ablations", action="store_true",
+                           help="train the ablations of notebook 05 into its folder (default variants: "
+                                "ablations.variants; seeds: ablations.n_seeds; evaluated every ablations.eval_every)")
     return p
 
 
@@ -76,7 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.stage == "r2l":
         from craft.stages.r2l import r2l_stage
 
-        results = r2l_stage(run, args.variant, args.seed)
+        if args.ablations:        # what notebook 05 loads: its own folder, its own evaluation cadence
+            a = run.params.ablations
+            results = r2l_stage(run, args.variant or list(a.variants), args.seed or run.params.seeds[:a.n_seeds],
+                                stage="ablations", eval_every=a.eval_every)
+        else:
+            results = r2l_stage(run, args.variant, args.seed)
         summary = {f"{v}-seed{s}": {"steps": r.steps, "world_size": r.world_size, "train_seconds": r.train_seconds,
                                     "cached": r.cached, "path": str(r.path)} for (v, s), r in results.items()}
     else:

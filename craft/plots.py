@@ -1,4 +1,10 @@
-"""Figures. Every function returns a matplotlib ``Figure``; none saves or shows it."""
+"""Figures. Every function returns a matplotlib ``Figure``; none saves or shows it.
+
+Colours come from seaborn's colour-blind-safe palette (``CB``, the Okabe–Ito hues) everywhere, and the same
+thing keeps its colour across notebooks (a method, a class of trace, a rate). seaborn draws what it does
+well: lines with a band over seeds (:func:`training_curves`) and annotated heat maps (:func:`method_table`);
+matplotlib draws the rest. No global style is set: importing this module changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,13 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+
+CB = dict(zip(("blue", "orange", "green", "vermillion", "purple", "brown", "pink", "grey", "yellow", "sky"),
+              sns.color_palette("colorblind", 10).as_hex()))
 
 REGIME_LABEL = {"direct": "direct", "jailbroken": "jailbroken", "dressed": "dressed-up", "held_out": "held-out"}
-RATE_COLORS = {"reasoning_harm_rate": "#c44e52", "response_harm_rate": "#8c1c13", "ssa_rate": "#dd8452"}
+RATE_COLORS = {"reasoning_harm_rate": CB["orange"], "response_harm_rate": CB["vermillion"], "ssa_rate": CB["purple"]}
 RATE_LABELS = {"reasoning_harm_rate": "reasoning harmful", "response_harm_rate": "response harmful (ASR)",
                "ssa_rate": "SSA (unsafe reasoning, safe answer)"}
 
@@ -32,7 +42,7 @@ def behaviour_by_family(table: pd.DataFrame, benign: dict[str, float], title: st
     ax.set_ylabel("rate on held-out harmful prompts")
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    bx.bar(range(len(benign)), list(benign.values()), color=["#4c72b0", "#55a868"][:len(benign)])
+    bx.bar(range(len(benign)), list(benign.values()), color=[CB["blue"], CB["green"], CB["grey"]][:len(benign)])
     bx.set_xticks(range(len(benign)), list(benign), fontsize=8)
     bx.set_ylim(0, 1)
     bx.set_title("benign prompts", fontsize=9)
@@ -58,7 +68,7 @@ def loss_curve(log_history: list[dict], title: str = "SFT loss") -> plt.Figure:
     return fig
 
 
-CLASS_COLORS = {"safe": "#4c72b0", "rethink": "#dd8452", "unsafe": "#c44e52"}
+CLASS_COLORS = {"safe": CB["blue"], "rethink": CB["green"], "unsafe": CB["vermillion"]}
 
 
 def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
@@ -66,8 +76,8 @@ def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
     where the sweep has them (``unseen_acc``), traces of unseen hazards (dashed); chosen layers circled."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     unseen = "unseen_acc" in sweep and sweep.unseen_acc.notna().any()
-    for name, df in sweep.groupby("model", sort=True):
-        line, = ax.plot(df.layer, df.probe_acc_3way, marker="o", label=f"{name} · held-out")
+    for i, (name, df) in enumerate(sweep.groupby("model", sort=True)):
+        line, = ax.plot(df.layer, df.probe_acc_3way, marker="o", color=_cycle(i), label=f"{name} · held-out")
         if unseen:
             ax.plot(df.layer, df.unseen_acc, marker="s", ls="--", color=line.get_color(),
                     label=f"{name} · unseen hazards")
@@ -112,10 +122,10 @@ def reliability_diagram(p: np.ndarray, y: np.ndarray, n_bins: int = 10,
     count = np.bincount(idx, minlength=n_bins)
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(4.2, 5), height_ratios=[3, 1.3], sharex=True)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
-    ax.bar(centres, freq, width=1 / n_bins, edgecolor="black", alpha=0.7, color="#4c72b0")
+    ax.bar(centres, freq, width=1 / n_bins, edgecolor="black", alpha=0.7, color=CB["blue"])
     ax.set_ylabel("observed fraction safe")
     ax.set_title("reliability of p_z (safe vs unsafe traces)", fontsize=10)
-    bx.bar(centres, count, width=1 / n_bins, color="#4c72b0", alpha=0.7, label="safe + unsafe")
+    bx.bar(centres, count, width=1 / n_bins, color=CB["blue"], alpha=0.7, label="safe + unsafe")
     if p_rethink is not None:
         bx.hist(p_rethink, bins=edges, color=CLASS_COLORS["rethink"], alpha=0.7, label="rethink")
     bx.set_yscale("log")
@@ -131,8 +141,8 @@ def lclr_losses(logs: dict[str, list[dict]]) -> plt.Figure:
     fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 3), squeeze=False)
     for ax, (name, log) in zip(axes[0], logs.items()):
         df = pd.DataFrame(log)
-        for col in [c for c in df.columns if c not in ("epoch", "step")]:
-            ax.plot(df["epoch"], df[col], marker="o", label=col)
+        for i, col in enumerate(c for c in df.columns if c not in ("epoch", "step")):
+            ax.plot(df["epoch"], df[col], marker="o", color=_cycle(i), label=col)
         ax.set_title(f"LCLR · {name}", fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8, frameon=False)
@@ -153,7 +163,7 @@ def theorem_flow(panels: dict[str, tuple], trajectories: dict[str, list[np.ndarr
     for ax, (name, (X, Y, U, V)) in zip(axes[0], panels.items()):
         ax.streamplot(X, Y, U, V, color="#9a9a9a", density=0.9, linewidth=0.7, arrowsize=0.8)
         for i, path in enumerate((trajectories or {}).get(name, [])):
-            line, = ax.plot(path[:, 0], path[:, 1], lw=2, color=f"C{i}")
+            line, = ax.plot(path[:, 0], path[:, 1], lw=2, color=_cycle(i))
             ax.plot(*path[0], "o", ms=5, color=line.get_color())
             ax.plot(*path[-1], "s", ms=6, color=line.get_color(), markeredgecolor="black")
         ax.plot(1, 0, "*", ms=16, color=RATE_COLORS["ssa_rate"], markeredgecolor="black", clip_on=False, zorder=5)
@@ -171,8 +181,9 @@ def theorem_flow(panels: dict[str, tuple], trajectories: dict[str, list[np.ndarr
     return fig
 
 
-VARIANT_COLORS = {"base": "#7f7f7f", "output_only": "#4c72b0", "craft": "#55a868", "no_lclr": "#8172b3",
-                  "no_cons": "#dd8452", "no_ls": "#c44e52", "no_txt": "#937860"}
+VARIANT_COLORS = {"base": CB["grey"], "output_only": CB["orange"], "craft": CB["blue"], "no_lclr": CB["purple"],
+                  "no_cons": CB["green"], "no_ls": CB["vermillion"], "no_txt": CB["brown"],
+                  "sft_offpolicy": CB["sky"], "intervened_po": CB["pink"]}
 
 
 def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "range over seeds") -> plt.Figure:
@@ -184,22 +195,28 @@ def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "
         panels: ``panels[column] = title``.
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
+    variants = list(dict.fromkeys(history["variant"]))
+    n_seeds = history.groupby("variant")["seed"].nunique()
+    labels = {v: f"{v} (n={n_seeds[v]})" for v in variants}
+    palette = {labels[v]: VARIANT_COLORS.get(v, _cycle(i)) for i, v in enumerate(variants)}
+    legend_col = ([c for c in panels if c in history.columns] or [None])[-1]
     for ax, (col, title) in zip(axes[0], panels.items()):
         if col not in history.columns:      # not measured by this run's evaluation set
             ax.text(0.5, 0.5, "not measured\nin this run", ha="center", va="center", transform=ax.transAxes)
-        for variant, df in (history.groupby("variant", sort=False) if col in history.columns else ()):
-            by_step = df.groupby("step")[col]
-            mean, lo, hi = by_step.mean(), by_step.min(), by_step.max()
-            color = VARIANT_COLORS.get(variant)
-            ax.plot(mean.index, mean.values, marker="o", ms=3, color=color,
-                    label=f"{variant} (n={df.seed.nunique()})")
-            ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
+        else:                                # mean over seeds, band from the lowest to the highest seed
+            data = history.dropna(subset=[col]).assign(label=lambda d: d.variant.map(labels))
+            sns.lineplot(data=data, x="step", y=col, hue="label", hue_order=list(palette), palette=palette,
+                         estimator="mean", errorbar=lambda v: (v.min(), v.max()), marker="o", markersize=4,
+                         markeredgewidth=0, err_kws={"alpha": 0.2, "lw": 0}, ax=ax, legend=col == legend_col)
+        ax.set_ylabel("")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"rate (mean, band: {band})")
-    axes[0][-1].legend(fontsize=8, frameon=False)
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.legend(fontsize=8, frameon=False, title=None)
     fig.tight_layout()
     return fig
 
@@ -217,7 +234,7 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
         x = np.arange(len(metrics)) + (i - (len(table) - 1) / 2) * width
         mean = np.array([row[m] for m in metrics])
         err = np.array([[row[m] - row[f"{m}_lo"], row[f"{m}_hi"] - row[m]] for m in metrics]).T
-        ax.bar(x, mean, width, yerr=err, capsize=2, color=VARIANT_COLORS.get(variant), label=variant)
+        ax.bar(x, mean, width, yerr=err, capsize=2, color=VARIANT_COLORS.get(variant, _cycle(i)), label=variant)
     ax.set_xticks(np.arange(len(metrics)), list(metrics.values()), fontsize=8)
     ax.set_ylabel("rate (mean, 95 % interval over seeds)")
     ax.set_ylim(0, 1.05)
@@ -230,21 +247,22 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
 def method_table(table: pd.DataFrame, title: str = "harmful rate (lower is safer)") -> plt.Figure:
     """A paper-layout table (rows: methods; columns: (benchmark, reasoning|response)) as an
     annotated heat map, one column per (benchmark, kind)."""
-    values = table.to_numpy(dtype=float)                                    # (methods, columns)
+    values = table.astype(float)                                            # (methods, columns)
+    values.columns = [f"{b}\n{k}" for b, k in table.columns]
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * values.shape[1], 0.9 + 0.45 * values.shape[0]))
-    ax.imshow(values, cmap="Reds", vmin=0, vmax=1, aspect="auto")
-    for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
-                color="white" if v > 0.6 else "black")
-    ax.set_xticks(range(values.shape[1]), [f"{b}\n{k}" for b, k in table.columns], fontsize=7)
-    ax.set_yticks(range(values.shape[0]), list(table.index), fontsize=9)
+    sns.heatmap(values, cmap="rocket_r", vmin=0, vmax=1, annot=True, fmt=".2f", annot_kws={"fontsize": 8},
+                cbar=False, linewidths=0.5, linecolor="white", ax=ax)
+    for i, j in zip(*np.nonzero(values.isna().to_numpy())):                 # seaborn leaves NaN cells blank
+        ax.text(j + 0.5, i + 0.5, "–", ha="center", va="center", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7, rotation=0)
+    ax.tick_params(axis="y", labelsize=9, rotation=0)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-MONITOR_COLORS = {"safe": "#4c72b0", "rethink": "#dd8452", "dressed-up SSA": "#c44e52", "jailbroken": "#8c1c13",
-                  "benign": "#55a868"}
+MONITOR_COLORS = {"safe": CB["blue"], "rethink": CB["green"], "dressed-up SSA": CB["purple"],
+                  "jailbroken": CB["vermillion"], "benign": CB["grey"]}
 
 
 def _mean_band(ax, rows: list[np.ndarray], x: np.ndarray, color: str, label: str) -> None:
@@ -294,9 +312,9 @@ def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, lis
     """Detection AUROC against the share of the reasoning read (left), and the lead of each monitor's
     alarm over the first disclosed recipe step (right: > 0 is before it; a stop there prevents it)."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.6), width_ratios=[1, 1.4])
-    for name, curve in auroc.items():
+    for i, (name, curve) in enumerate(auroc.items()):
         f = sorted(curve)
-        ax.plot([100 * v for v in f], [curve[v] for v in f], marker="o", label=name)
+        ax.plot([100 * v for v in f], [curve[v] for v in f], marker="o", color=_cycle(i), label=name)
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")
     ax.set_xlabel("% of the reasoning read")
     ax.set_ylabel("AUROC, harmful vs not (harmful prompts)")
@@ -308,9 +326,9 @@ def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, lis
     for i, (name, vs) in enumerate(leads.items()):
         label = f"{name} (median {np.median(vs):+.0f}, n={len(vs)})" if vs else f"{name} (no alarm)"
         if vs and len(set(vs)) == 1:                     # one value for every completion: a line, not a spike
-            bx.axvline(vs[0], color=f"C{i}", lw=2, label=label)
+            bx.axvline(vs[0], color=_cycle(i), lw=2, label=label)
         else:
-            bx.hist(vs, bins=bins, alpha=0.6, color=f"C{i}", label=label)
+            bx.hist(vs, bins=bins, alpha=0.6, color=_cycle(i), label=label)
     bx.axvline(0.5, color="black", lw=0.8, ls=":")
     bx.set_xlabel("lead in tokens: first disclosure − alarm (≥ 1: stopping there prevents it)")
     bx.set_ylabel("completions")
@@ -319,7 +337,7 @@ def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, lis
     return fig
 
 
-POLICY_COLORS = {"base": "#949494", "output_only": "#DE8F05", "craft": "#0173B2"}   # colour-blind-safe
+POLICY_COLORS = {"base": CB["grey"], "output_only": CB["orange"], "craft": CB["blue"]}
 ATTACK_LABELS = {"none": "no attack", "gcg": "GCG\n(white-box)", "fuzz": "fuzzer\n(black-box)"}
 
 
@@ -370,3 +388,8 @@ def adaptive_attacks(per_seed: pd.DataFrame, losses: dict[str, list[np.ndarray]]
     axes[1].legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def _cycle(i: int) -> str:
+    """The i-th colour of the colour-blind-safe palette (for series with no fixed colour)."""
+    return sns.color_palette("colorblind", 10).as_hex()[i % 10]

@@ -92,7 +92,8 @@ def test_ci_runs_make_test():
 
 def test_makefile_targets():
     text = (ROOT / "Makefile").read_text()
-    for target in ("test", "reproduce", "venv", "nb-verify", "nb-params", "nb-check", "notebooks"):
+    for target in ("test", "reproduce", "venv", "nb-verify", "nb-params", "nb-check", "notebooks", "exercises", "book",
+                   "test-book", "test-exercises", "chromium"):
         assert re.search(rf"^{re.escape(target)}\s*:", text, re.M), f"Makefile has no `{target}` target"
 
 

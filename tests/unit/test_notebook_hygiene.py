@@ -165,8 +165,11 @@ def test_notebooks_share_one_parameters_cell():
 
 
 def test_scale_specific_cells_are_few():
-    """Only content that really differs between scales is marked %%only (the world, the claims)."""
-    marked = sum(_src(c).startswith("%%only") for p in NOTEBOOKS for c in _code_cells(json.loads(p.read_text())))
+    """Only content that really differs between scales is marked %%only (the world, the claims). The exercises
+    (cells tagged ``solution`` or ``check``) work on the organism's objects and are not counted."""
+    exercise = {"solution", "check"}
+    marked = sum(_src(c).startswith("%%only") for p in NOTEBOOKS for c in _code_cells(json.loads(p.read_text()))
+                 if not exercise & set(c.get("metadata", {}).get("tags", [])))
     assert marked <= 15, f"{marked} %%only cells; share the cell and let the stage code differ instead"
 
 
@@ -187,3 +190,21 @@ def test_committed_figures_are_images():
                 if "Figure size" in "".join(data.get("text/plain", "")):
                     assert "image/png" in data, f"{path.name}: a figure stored as text only"
 
+
+
+def test_every_saved_figure_is_shown_inline(nb):
+    """A cell that saves figures (`run.figure(...)`) also shows each of them as an image on the page."""
+    for i, cell in enumerate(_code_cells(nb)):
+        src = _src(cell)
+        if "run.figure(" not in src or src.lstrip().startswith("%%only paper"):
+            continue
+        shown = sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+        assert shown >= src.count("run.figure("), (
+            f"code cell {i} saves {src.count('run.figure(')} figure(s) but shows {shown}: display each figure")
+
+
+def test_no_stderr_in_committed_outputs(nb):
+    """Warnings and progress bars stay out of the committed notebooks (TQDM_DISABLE, no library chatter)."""
+    for i, cell in enumerate(_code_cells(nb)):
+        for out in cell.get("outputs", []):
+            assert out.get("name") != "stderr", f"code cell {i} stores stderr: {''.join(out.get('text', ''))[:200]!r}"
