@@ -57,9 +57,12 @@ def _matches(answer, expected, tol: float) -> tuple[bool, str]:
         e = np.asarray(expected, dtype=float)
         if a.shape != e.shape:
             return False, f"shape {a.shape}, expected shape {e.shape}"
-        err = float(np.nanmax(np.abs(a - e))) if a.size else 0.0
         same_nan = bool(np.array_equal(np.isnan(a), np.isnan(e)))
-        if not same_nan or err > tol:
+        diff = np.abs(a - e)[~(np.isnan(a) | np.isnan(e))]
+        err = float(diff.max()) if diff.size else 0.0
+        if not same_nan:
+            return False, f"your value {_short(answer)} has NaN where the expected value has a number, or the reverse"
+        if err > tol:
             return False, f"your value {_short(answer)} is off by {err:.3g} (tolerance {tol:g})"
         return True, ""
     return (answer == expected), f"got {_short(answer)}"

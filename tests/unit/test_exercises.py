@@ -45,7 +45,7 @@ def test_check_unanswered(answer):
     ({"a": 1.0}, {"a": 1.0, "b": 2.0}, "keys"),
     ({"a": 1.0, "b": 3.0}, {"a": 1.0, "b": 2.0}, r"\['b'\] your value"),
     ("abc", 1.0, "expected a number"),
-    (float("nan"), 1.0, "off by"),
+    (float("nan"), 1.0, "NaN where"),
 ])
 def test_check_rejects_with_what_is_off(answer, expected, match):
     with pytest.raises(NotYet, match=match):
