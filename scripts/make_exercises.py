@@ -7,7 +7,7 @@ nbgrader's own ``ClearSolutions`` preprocessor on each notebook, which replaces 
 It does not run nbgrader's course database or its ``generate_assignment`` command: those need a course
 directory layout; the two preprocessors are what turns an instructor notebook into a student one.
 
-The instructor's solution cells are collapsed (JupyterLab's ``source_hidden``, the book's ``hide-input``);
+The instructor's solution cells are collapsed (JupyterLab's ``source_hidden``, the book's ``hide-cell``);
 the student's copy of such a cell is shown open, since it is where the student writes.
 
     python scripts/make_exercises.py notebooks/*.ipynb --out build/exercises

@@ -77,8 +77,9 @@ def test_paper_table1_avg_column_is_the_mean_of_its_cells():
 
 
 def test_paper_tables_are_fresh_copies():
-    paper_numbers.table3().iloc[0, 0] = -1
-    assert paper_numbers.table3().iloc[0, 0] == 0.121
+    t = paper_numbers.table3()
+    t.loc["CRAFT", "JBB R"] = -1.0
+    assert paper_numbers.table3().loc["CRAFT", "JBB R"] == 0.121
     with pytest.raises(KeyError, match="unknown model"):
         paper_numbers.table1("GPT-2")
 
@@ -115,8 +116,8 @@ def test_every_notebook_has_two_or_more_complete_exercises(nb_path):
         assert len(solutions) == 1, f"exercise {number}.{k}: needs exactly one solution code cell"
         sol = solutions[0]
         assert "### BEGIN SOLUTION" in sol.source and "### END SOLUTION" in sol.source
-        assert sol.metadata.get("jupyter", {}).get("source_hidden") and "hide-input" in sol.metadata["tags"], (
-            f"exercise {number}.{k}: the solution cell is not collapsed (JupyterLab and the book)")
+        assert sol.metadata.get("jupyter", {}).get("source_hidden") and "hide-cell" in sol.metadata["tags"], (
+            f"exercise {number}.{k}: the solution cell and its output are not collapsed (JupyterLab and the book)")
         checks = [c for c in cells if "check" in c.metadata.get("tags", [])]
         assert checks and all("check(" in c.source for c in checks), f"exercise {number}.{k}: no check cell"
         assert cells.index(sol) < cells.index(checks[0]), f"exercise {number}.{k}: check before the solution"
@@ -144,7 +145,7 @@ def test_student_version_has_no_solution_and_no_output(nb_path):
         if before.metadata.get("nbgrader", {}).get("solution"):
             if after.cell_type == "code":
                 assert after.source.rstrip().endswith("raise NotImplementedError()")
-                assert "hide-input" not in after.metadata.get("tags", [])
+                assert "hide-cell" not in after.metadata.get("tags", [])
         else:
             assert after.source == before.source
     assert nbformat.read(nb_path, as_version=4) == nb, "student_version modified its input"
