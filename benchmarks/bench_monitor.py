@@ -41,13 +41,12 @@ def main(argv=None) -> dict:
     from craft.lclr import load_heads
     from craft.monitor import monitored_generate
     from craft.stages import load_params, open_run
-    from craft.stages.lclr import heads_dir
 
     run = open_run(load_params(None, run_dir=args.run_dir), progress=False)
-    if not (heads_dir(run) / "heads.safetensors").is_file():
-        sys.exit(f"missing {heads_dir(run)}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
+    if not (run.heads_dir() / "heads.safetensors").is_file():
+        sys.exit(f"missing {run.heads_dir()}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
     model, tok = run.source.load_policy()
-    heads = load_heads(heads_dir(run))
+    heads = load_heads(run.heads_dir())
     prompts = [p.text for p in run.source.monitor_prompts()][:args.prompts]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0)
     arms = {"plain": lambda: generate(model, tok, prompts, settings),

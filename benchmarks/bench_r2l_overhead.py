@@ -1,7 +1,7 @@
 """GRPO step time of CRAFT (R_ls + R_txt + R_cons) vs output-only (R_txt) on the organism.
 
 Three arms: output-only; CRAFT with its latents captured during generation (``capture_latents``,
-the default: :class:`craft.rollout.CapturingRollout`); CRAFT recomputing them with a second,
+the default: :class:`craft.r2l.rollout.CapturingRollout`); CRAFT recomputing them with a second,
 truncated forward (``capture_latents: false``, what vLLM rollouts do). All start from the same base
 organism (``runs/<run>/00_build_model_organism``), use the same R2L config, prompts and seed, and
 run in this process, alternating (output-only, captured, recomputed, output-only, ...) so that
@@ -53,13 +53,12 @@ def load_inputs(run_dir: str):
     from craft.lclr import load_heads
     from craft.r2l import make_prompt_dataset
     from craft.stages import load_params, open_run
-    from craft.stages.lclr import heads_dir
 
     run = open_run(load_params(None, run_dir=run_dir), progress=False)
-    if not (heads_dir(run) / "heads.safetensors").is_file():
-        sys.exit(f"missing {heads_dir(run)}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
+    if not (run.heads_dir() / "heads.safetensors").is_file():
+        sys.exit(f"missing {run.heads_dir()}: run notebooks 00-02 first (make reproduce) or pass --run-dir")
     model, tokenizer = run.source.load_policy()
-    heads = load_heads(heads_dir(run))
+    heads = load_heads(run.heads_dir())
     data = make_prompt_dataset(run.source.train_prompts(run.params.seed))
     return run, model, tokenizer, heads, heads.spec, run.source.judge("reward"), data
 

@@ -46,7 +46,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, PrinterCallba
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from craft.config import check_fields
-from craft.r2l import train as _train
+from craft.runs import train
 
 __all__ = ["DPOBaselineConfig", "SFTBaselineConfig", "assistant_message", "dpo_config", "dpo_trainer",
            "frozen_copy", "preference_dataset", "sft_config", "sft_dataset", "sft_trainer", "train_dpo",
@@ -215,7 +215,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
     trainer = sft_trainer(model, tokenizer, dataset, cfg, output_dir, callbacks=callbacks,
                           disable_tqdm=disable_tqdm, **overrides)
     with _bars_off(disable_tqdm):
-        _train(trainer, resume=resume)
+        train(trainer, resume=resume)
     return trainer.model
 
 
@@ -229,5 +229,5 @@ def train_dpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
     trainer = dpo_trainer(model, tokenizer, dataset, cfg, output_dir, callbacks=callbacks,
                           disable_tqdm=disable_tqdm, **overrides)
     with _bars_off(disable_tqdm):
-        _train(trainer, resume=resume)
+        train(trainer, resume=resume)
     return trainer.model

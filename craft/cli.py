@@ -47,29 +47,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _summary(stage: str, run) -> dict:
+    """The stage's flat ``.metrics`` (R2L has its own summary, in :func:`main`)."""
     from craft.stages import attacks, baselines, build, evaluate, lclr, monitor, probe
 
-    if stage == "build":
-        return build.build_stage(run).info
-    if stage == "probe":
-        return probe.probe_stage(run).metrics
-    if stage == "lclr":
-        return lclr.lclr_stage(run).metrics
-    if stage == "baselines":
-        return baselines.baselines_stage(run)
-    if stage == "evaluate":
-        result = evaluate.evaluate_stage(run, evaluate.default_methods(run, baselines=baselines.trained(run)))
-        return {**result["headline"], **{f"{m}_{k}": v for m, s in result["summary"].items() for k, v in s.items()}}
-    if stage == "monitor":
-        return monitor.monitor_stage(run).metrics
-    if stage == "attacks":
-        return attacks.attacks_stage(run).metrics
-    raise ValueError(f"unknown stage {stage!r}")
+    runners = {"build": build.build_stage, "probe": probe.probe_stage, "lclr": lclr.lclr_stage,
+               "baselines": baselines.baselines_stage, "monitor": monitor.monitor_stage,
+               "attacks": attacks.attacks_stage,
+               "evaluate": lambda r: evaluate.evaluate_stage(r, evaluate.default_methods(
+                   r, baselines=baselines.trained(r)))}
+    if stage not in runners:
+        raise ValueError(f"unknown stage {stage!r}")
+    return runners[stage](run).metrics
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run one stage from the command line; print and return its summary."""
-    from craft.io import _clean
+    from craft.io import clean_json
     from craft.runs import rank
     from craft.stages import load_params, open_run
 
@@ -92,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()     # a clean exit for every rank
-    line = json.dumps(_clean({"rank": rank(), "stage": args.stage, "summary": summary}), default=str, sort_keys=True)
+    record = clean_json({"rank": rank(), "stage": args.stage, "summary": summary})
+    line = json.dumps(record, default=str, sort_keys=True)
     sys.stdout.write(line + "\n")          # one write: the ranks' lines never interleave
     sys.stdout.flush()
     return summary

@@ -24,8 +24,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
-__all__ = ["ConfigError", "check_fields", "deep_merge", "diff", "from_dict", "load_yaml", "missing_keys",
-           "rule", "to_dict"]
+__all__ = ["ConfigError", "check_fields", "check_value", "coerce", "deep_merge", "diff", "from_dict", "load_yaml",
+           "missing_keys", "rule", "to_dict"]
 
 
 class ConfigError(ValueError):
@@ -42,7 +42,7 @@ _OPS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
         "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
 
 
-def _check_value(name: str, value: Any, spec: dict) -> None:
+def check_value(name: str, value: Any, spec: dict) -> None:
     if "choices" in spec and value not in spec["choices"]:
         raise ConfigError(f"{name}: {value!r} is not one of {list(spec['choices'])}")
     values = value if isinstance(value, (list, tuple)) else [value]
@@ -61,7 +61,7 @@ def check_fields(obj) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         if "rule" in f.metadata:
-            _check_value(f.name, value, f.metadata["rule"])
+            check_value(f.name, value, f.metadata["rule"])
 
 
 def _type_name(tp) -> str:
@@ -72,7 +72,7 @@ def _is_union(tp) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType)
 
 
-def _coerce(name: str, value: Any, tp) -> Any:
+def coerce(name: str, value: Any, tp) -> Any:
     """``value`` checked against type ``tp`` (ints given for floats become floats)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
@@ -105,12 +105,12 @@ def _coerce(name: str, value: Any, tp) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name}: expected a list, got {type(value).__name__} {value!r}")
         item = args[0] if args else Any
-        return [_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+        return [coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
     if (origin or tp) in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__} {value!r}")
         item = args[1] if len(args) == 2 else Any
-        return {k: _coerce(f"{name}.{k}", v, item) for k, v in value.items()}
+        return {k: coerce(f"{name}.{k}", v, item) for k, v in value.items()}
     raise TypeError(f"{name}: unsupported field type {tp!r}")
 
 
@@ -124,11 +124,11 @@ def _coerce_union(name: str, value: Any, args: tuple) -> Any:
         kind = value.get("kind", next(iter(kinds)))
         if kind not in kinds:
             raise ConfigError(f"{name}.kind: {kind!r} is not one of {list(kinds)}")
-        return _coerce(name, value, kinds[kind])
+        return coerce(name, value, kinds[kind])
     errors = []
     for a in options:
         try:
-            return _coerce(name, value, a)
+            return coerce(name, value, a)
         except ConfigError as e:
             errors.append(str(e))
     raise ConfigError(f"{name}: {value!r} is none of {[_type_name(a) for a in options]}")
@@ -148,7 +148,7 @@ def from_dict(cls, data: Mapping, where: str = ""):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {key: _coerce(f"{where}{key}", value, hints[key]) for key, value in data.items()}
+    kwargs = {key: coerce(f"{where}{key}", value, hints[key]) for key, value in data.items()}
     try:
         return cls(**kwargs)
     except ConfigError as e:

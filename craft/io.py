@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def project_root() -> Path:
@@ -74,27 +75,42 @@ class RunDir:
         return load_json(path)
 
 
-def _clean(x):
+def clean_json(x):
     """Plain JSON values: numpy scalars unwrapped, NaN/inf written as null (valid JSON)."""
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): clean_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [clean_json(v) for v in x]
     return x
 
 
-def save_json(obj, path: str | Path) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (atomic: a temp file, then rename)."""
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` so that a reader never sees half of it: into a temporary file beside
+    it (named for this process and thread, so concurrent writers never share one), flushed to disk,
+    then renamed over ``path``. A crash (or a full disk) leaves the old file, or none, and at most a
+    stray temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def save_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON (atomically, :func:`atomic_write`)."""
+    return atomic_write(path, json.dumps(clean_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def load_json(path: str | Path):
@@ -136,6 +152,8 @@ def bar_options(enabled: bool) -> dict:
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -263,20 +263,3 @@ def judged_response(
     after = text[idx + len(close_tag):] if idx >= 0 else ""
     shown = after if after.replace(close_tag, "").replace(open_tag, "").strip() else text
     return shown.replace(close_tag, "").replace(open_tag, "").strip()
-
-
-def model_fingerprint(name_or_path: str) -> str:
-    """What a policy is, for run identities: the content hash of a local checkpoint folder, or for a
-    hub id the commit of its cached snapshot (``hub:<id>@<commit>``; the bare id when not cached yet)."""
-    from craft.runs import content_hash
-
-    expanded = os.path.expanduser(str(name_or_path))
-    if os.path.isdir(expanded):
-        return content_hash(expanded)
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot = snapshot_download(str(name_or_path), local_files_only=True)
-        return f"hub:{name_or_path}@{Path(snapshot).name}"
-    except Exception:       # not in the local cache (or not a hub id): the id is all we know
-        return f"hub:{name_or_path}"

@@ -29,13 +29,15 @@ import re
 import shutil
 import socket
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from craft.config import diff
+from craft.io import atomic_write
 
-__all__ = ["Artifact", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process",
-           "json_hash", "last_complete_checkpoint", "locked"]
+__all__ = ["Artifact", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process", "json_hash",
+           "last_complete_checkpoint", "locked", "model_fingerprint", "train"]
 
 IDENTITY, DONE, LOCK = "identity.json", "DONE", ".lock"
 _HASH_MEMO: dict[tuple, str] = {}
@@ -81,6 +83,21 @@ def content_hash(path: str | Path, ignore: tuple[str, ...] = (LOCK, IDENTITY, DO
     for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name not in ignore):
         h.update(f.relative_to(path).as_posix().encode() + b"\0" + _file_hash(f).encode())
     return h.hexdigest()
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """What a policy is, for run identities: the content hash of a local checkpoint folder, or for a
+    hub id the commit of its cached snapshot (``hub:<id>@<commit>``; the bare id when not cached yet)."""
+    expanded = os.path.expanduser(str(name_or_path))
+    if os.path.isdir(expanded):
+        return content_hash(expanded)
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot = snapshot_download(str(name_or_path), local_files_only=True)
+        return f"hub:{name_or_path}@{Path(snapshot).name}"
+    except Exception:       # not in the local cache (or not a hub id): the id is all we know
+        return f"hub:{name_or_path}"
 
 
 # ----------------------------------------------------------------------------- processes and locks
@@ -184,32 +201,37 @@ class Artifact:
             return True
         if is_main_process():
             self.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.path / IDENTITY, json.dumps(self._canonical(), indent=2, sort_keys=True) + "\n")
+            atomic_write(self.path / IDENTITY, json.dumps(self._canonical(), indent=2, sort_keys=True) + "\n")
         return False
 
     def finish(self) -> None:
         """Mark the artifact finished (main process only)."""
         if is_main_process():
-            _atomic_write(self.path / DONE, time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
+            atomic_write(self.path / DONE, time.strftime("%Y-%m-%d %H:%M:%S") + "\n")
 
-    def require(self, hint: str) -> None:
-        """Raise ``FileNotFoundError`` with ``hint`` unless the artifact is finished with this identity."""
+    def require(self, maker: str) -> None:
+        """Raise unless the artifact is finished with this identity: :class:`StaleArtifactError` (see
+        :meth:`finished`), or ``FileNotFoundError`` when it is missing or unfinished, saying to run
+        ``maker`` (what makes it, e.g. "notebook 02 (or `craft lclr --config <params file>`)") first."""
+        if not self.finished(maker):
+            raise FileNotFoundError(f"{self.path} is missing or unfinished: run {maker} first")
+
+    def finished(self, maker: str) -> bool:
+        """True when the artifact is finished with this identity, False when it is not finished (or not
+        there); :class:`StaleArtifactError` when it was finished with another identity, listing every
+        changed key (old -> new) and how to remake it with ``maker``. What a stage calls before it
+        trusts an upstream artifact."""
         if (self.path / DONE).is_file() and self._stored() != self._canonical():
-            raise StaleArtifactError(f"{self.path} was made from other settings or inputs:\n  "
-                                     + "\n  ".join(self.changes()) + f"\n{hint}")
-        if not self.done:
-            raise FileNotFoundError(f"{self.path} is missing or unfinished: {hint}")
+            remake = f"run {maker} again" if self.recompute else f"delete that folder and run {maker}"
+            raise StaleArtifactError(f"{self.path} holds a {self.what} made from other settings or inputs:\n  "
+                                     + "\n  ".join(self.changes()) + f"\nNothing was changed. To remake it with the "
+                                     f"current params, {remake}; or set the params back.")
+        return self.done
 
 
 def _short(v) -> str:
     text = json.dumps(v, sort_keys=True, default=str) if not isinstance(v, str) else v
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -235,3 +257,14 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
     steps = sorted(((int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))),
                    reverse=True)
     return next((str(p) for _, p in steps if checkpoint_complete(p)), None)
+
+
+def train(trainer, resume: bool = True):
+    """``trainer.train()``, from the last complete ``checkpoint-*`` in ``args.output_dir`` when
+    ``resume`` and one exists, else from scratch (:func:`last_complete_checkpoint`: a checkpoint
+    half-written when a run was killed is skipped, not resumed into). Any transformers ``Trainer``
+    works (R2L's GRPO and the baselines' SFT and DPO). Returns its ``TrainOutput``."""
+    last = last_complete_checkpoint(trainer.args.output_dir) if resume else None
+    with warnings.catch_warnings():   # TRL 1.16 still calls this deprecated name when it saves a checkpoint
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return trainer.train(resume_from_checkpoint=last)

@@ -51,7 +51,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PrinterCallback, Trai
 from craft.judges import RefusalStringJudge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRConfig, LCLRHeads
-from craft.lclr_metrics import evaluate_heads
+from craft.lclr.metrics import evaluate_heads
 from craft.models import load_model
 from craft.r2l import R2LConfig, build_trainer, latent_scorer, make_prompt_dataset
 from craft.stages.params import load_params

@@ -1,5 +1,5 @@
 """Fixtures shared by the unit and integration tests: a small organism world and its tokenizer,
-a one-thread torch setting for tiny models, and the real benchmark files beside the checkout."""
+one torch thread for every test module, and the real benchmark files beside the checkout."""
 
 from pathlib import Path
 
@@ -11,9 +11,11 @@ from craft.organism.tokenizer import train_tokenizer
 from craft.organism.world import build_world
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models: a second intra-op thread only adds contention on a busy 2-core machine."""
+    """Every test module runs on one torch thread: the tests' models are tiny, and a second intra-op
+    thread only adds contention on a busy 2-core machine (the notebooks and their kernels keep their
+    own setting). Restored after each module."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
-from craft.models import load_model, model_fingerprint
+from craft.models import load_model
 from craft.organism.config import OrganismSourceConfig
 from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
 from craft.organism.judge import OrganismJudge
 from craft.organism.text import FAMILIES, OPENINGS, SYNONYM_GROUPS, UNSAFE_TURNS
 from craft.organism.world import World
-from craft.runs import content_hash
+from craft.runs import Artifact, content_hash, model_fingerprint
 from craft.types import LabelledTrace, Prompt
 
 __all__ = ["OrganismSource"]
@@ -36,15 +37,21 @@ class OrganismSource:
     table_columns = ("reasoning_harmful", "response_harmful")
     device = "cpu"
 
-    def __init__(self, cfg: OrganismSourceConfig, build_dir: Path, seed: int):
+    def __init__(self, cfg: OrganismSourceConfig, build_dir: Path, seed: int, build_identity: Mapping | None = None):
         self.cfg, self.build_dir, self.seed = cfg, Path(build_dir), seed
+        self.build_identity, self._checked = build_identity, False
 
     # ------------------------------------------------------------------ the organism on disk
     def _need(self, name: str) -> Path:
+        """``build_dir/name``, after checking that the organism there is finished and, given a
+        ``build_identity``, that it was built with it (a stale organism is refused with the keys that changed)."""
+        hint = "notebook 00 (or `craft build --config <params file>`) with the same run_dir"
+        if self.build_identity is not None and not self._checked:
+            Artifact(self.build_dir, self.build_identity, what="organism").require(hint)
+            self._checked = True
         path = self.build_dir / name
         if not path.exists() or not (self.build_dir / "DONE").is_file():
-            raise FileNotFoundError(f"{path} is missing: build the organism first (notebook 00, or "
-                                    "`craft build --config params/organism.yaml`) with the same run_dir")
+            raise FileNotFoundError(f"{path} is missing: {hint}")
         return path
 
     @cached_property
@@ -65,6 +72,9 @@ class OrganismSource:
     def load_policy(self, path: str | None = None, *, train: bool = False):
         """(model, tokenizer) in float32 on the CPU: the base organism, or a trained policy at ``path``."""
         return load_model(str(path or self.base_policy()))
+
+    def hidden_size(self) -> int:
+        return int(json.loads(self._need("model/config.json").read_text())["hidden_size"])
 
     def probe_models(self) -> dict[str, str]:
         """The policies notebook 01 probes, by architecture: the organism and (if built) its twin."""
@@ -121,6 +131,10 @@ class OrganismSource:
 
     def judge_identity(self) -> dict:
         return {"judge": "organism", **self.fingerprint()}
+
+    def agreement_judges(self) -> dict:
+        """None: the organism's judge is exact, so there is no second opinion to compare it with."""
+        return {}
 
     # ------------------------------------------------------------------ adaptive attacks
     def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:

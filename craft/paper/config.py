@@ -101,10 +101,10 @@ def make_judge(spec: JudgeSpec, device: str | None = None):
         from craft.judges import RefusalStringJudge
         return RefusalStringJudge()
     if spec.kind == "api":
-        from craft.judges_api import ApiJudge
+        from craft.judges.api import ApiJudge
         return ApiJudge(rubric=spec.rubric, model=spec.model or None)
-    from craft.judges_guard import Qwen3GuardJudge, ReasoningShieldJudge
-    from craft.judges_models import LlamaGuardJudge, StrongRejectGraderJudge
+    from craft.judges.guard import Qwen3GuardJudge, ReasoningShieldJudge
+    from craft.judges.local import LlamaGuardJudge, StrongRejectGraderJudge
     common = dict(batch_size=spec.batch_size, device=device, dtype=spec.dtype, max_response_tokens=cut)
     if spec.kind == "reasoningshield":
         return ReasoningShieldJudge(spec.model, max_new_tokens=spec.max_new_tokens, **common)

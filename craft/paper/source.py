@@ -18,12 +18,12 @@ import pandas as pd
 import torch
 
 from craft import io
-from craft.attacks import FUZZ_SYNONYM_GROUPS, PAP_TECHNIQUES, apply_attack
+from craft.attacks.fixed import FUZZ_SYNONYM_GROUPS, PAP_TECHNIQUES, apply_attack
 from craft.data import benchmarks as bench
 from craft.data.r2d import convert_r2d, load_r2d
-from craft.models import load_model, model_fingerprint
+from craft.models import load_model
 from craft.paper.config import JudgeSpec, PaperSourceConfig, make_judge
-from craft.runs import content_hash
+from craft.runs import content_hash, model_fingerprint
 from craft.types import LABEL_NAMES, LabelledTrace, Prompt
 
 __all__ = ["PaperSource", "pair_fallbacks", "split_traces"]
@@ -90,6 +90,13 @@ class PaperSource:
         (``train_dtype`` for GRPO: bf16 weights round most 1e-6-sized updates away)."""
         return load_model(str(path or self.cfg.model), dtype=self.cfg.train_dtype if train else self.cfg.dtype,
                           device=self.device, trust_remote_code=self.cfg.trust_remote_code)
+
+    def hidden_size(self) -> int:
+        """The base policy's ``hidden_size`` from its config (read, not loaded: no weights)."""
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
+        return int(getattr(config, "hidden_size", None) or config.get_text_config().hidden_size)
 
     def probe_models(self) -> dict[str, str]:
         return {self.cfg.model.rstrip("/").split("/")[-1]: self.cfg.model}

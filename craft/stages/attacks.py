@@ -7,7 +7,7 @@ For attack seed k (``attacks.n_seeds`` of them) three policies are attacked: the
 attacker optimises for):
 
 - ``none``: the plain goal (the reference);
-- ``gcg``: a GCG suffix optimised against THIS policy for each goal (white-box; :mod:`craft.adaptive`,
+- ``gcg``: a GCG suffix optimised against THIS policy for each goal (white-box; :mod:`craft.attacks`,
   through ``nanogcg``), target: the opening of an unsafe reasoning (organism) or JailbreakBench's
   "Sure, here is ..." (paper scale);
 - ``fuzz``: a GPTFuzzer-style search from the source's seed templates, its queries answered by THIS
@@ -34,12 +34,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from craft.adaptive import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
+from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
 from craft.evaluate import GenerationSettings, generate, judge_records, with_ssa
+from craft.io import atomic_write
 from craft.runs import Artifact, json_hash
-from craft.stages.common import Run
-from craft.stages.evaluate import RECORD_RULES, free_memory, generation_settings
-from craft.stages.r2l import run_dir
+from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
+from craft.stages.completions import RECORD_RULES
+from craft.stages.r2l import R2L_MAKER, finished_policies
 from craft.types import Prompt
 
 __all__ = ["POLICIES", "AttackResult", "attack_policies", "attacks_stage"]
@@ -57,20 +58,20 @@ class AttackResult:
 
 
 def attack_policies(run: Run) -> dict[tuple[str, int], str]:
-    """``(policy, seed)`` -> model path for every attack seed; a clear error when notebook 03 has not
-    trained the policy that seed needs."""
+    """``(policy, seed)`` -> model path for every attack seed, the trained ones checked against the
+    current params (:func:`craft.stages.r2l.finished_policies`); a clear error when notebook 03 has
+    not trained the policy that seed needs."""
+    seeds = [run.params.seed + k for k in range(run.params.attacks.n_seeds)]
+    trained = finished_policies(run, POLICIES[1:], seeds)
     out = {}
-    for k in range(run.params.attacks.n_seeds):
-        seed = run.params.seed + k
+    for seed in seeds:
         out[("base", seed)] = run.source.base_policy()
         for variant in POLICIES[1:]:
-            folder = run_dir(run, variant, seed)
-            if not (folder / "DONE").is_file():
-                raise FileNotFoundError(f"{folder} is not a finished R2L run: attacks.n_seeds = "
-                                        f"{run.params.attacks.n_seeds} needs {variant} seeds {run.params.seed}.."
-                                        f"{run.params.seed + run.params.attacks.n_seeds - 1} of notebook 03 "
-                                        "(raise r2l.n_seeds, or lower attacks.n_seeds)")
-            out[(variant, seed)] = str(folder / "model")
+            if (variant, seed) not in trained:
+                raise FileNotFoundError(f"{run.r2l_dir(variant, seed)} is not a finished R2L run: attacks.n_seeds = "
+                                        f"{run.params.attacks.n_seeds} needs {variant} seeds {seeds[0]}..{seeds[-1]} "
+                                        f"of {R2L_MAKER} (raise r2l.n_seeds, or lower attacks.n_seeds)")
+            out[(variant, seed)] = trained[variant, seed]
     return out
 
 
@@ -149,7 +150,7 @@ def _evaluate(run: Run, model, tok, goals: list[Prompt], searches: pd.DataFrame,
 
 def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt, str]]):
     """One (policy, seed): search, then evaluate; cached with its identity."""
-    folder = run.stage_dir("attacks") / f"{policy}-seed{seed}"
+    folder = run.attack_dir(policy, seed)
     section = {k: v for k, v in run.params.section("attacks").items() if k != "workers"}   # how, not what
     identity = {"attacks": section, "evaluate": dataclasses.asdict(generation_settings(run)),
                 "seed": seed, "policy": run.source.policy_fingerprint(path), "judges": run.source.judge_identity(),
@@ -164,7 +165,7 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt,
         free_memory()
         for frame, f in zip((searches, records, history), files):
             if len(frame):                   # no fuzz_history.csv when the fuzzer did not run
-                frame.to_csv(f, index=False)
+                atomic_write(f, frame.to_csv(index=False))
         artifact.finish()
     searches, records = (pd.read_csv(f, keep_default_na=False) for f in files[:2])
     for col in ("loss", "initial_loss", "seconds", "queries"):    # "" where an attack has no such number
@@ -176,48 +177,16 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt,
             history.assign(**tag) if len(history) else history)
 
 
-def _compute_in_workers(run: Run, policies: dict[tuple[str, int], str], goals) -> None:
-    """Compute the units not yet cached in ``attacks.workers`` one-thread processes (no-op for 1 worker)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm import tqdm
-
-    from craft.io import bar_options
-
-    todo = [(key, path) for key, path in policies.items()
-            if not (run.stage_dir("attacks") / f"{key[0]}-seed{key[1]}" / "DONE").is_file()]
-    workers = min(run.params.attacks.workers, len(todo))
-    if workers <= 1 or run.scale != "organism":
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, run.params, key, path, goals) for key, path in todo]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="attacked policies",
-                           **bar_options(run.progress)):
-            future.result()                 # a failed unit raises here, with its own traceback
-
-
-def _worker(params, key: tuple[str, int], path: str, goals) -> None:
-    """One (policy, seed) unit in a worker process (one CPU thread, no progress bars)."""
-    import torch
-
-    from craft.stages.common import open_run
-
-    worker_run = open_run(params, progress=False)
-    torch.set_num_threads(1)
-    _unit(worker_run, *key, path, goals)
-
-
 def attacks_stage(run: Run) -> AttackResult:
     """Attack every policy of :func:`attack_policies` with ``attacks.methods``; see :class:`AttackResult`.
 
     With ``attacks.workers`` > 1 the (policy, seed) units still to compute run that many at a time, each in
-    its own spawned process on one CPU thread, as R2L's runs do (:func:`craft.stages.r2l.r2l_stage`:
-    generating with a tiny model keeps a second core busier as a second process than as a second
-    thread); a unit's numbers depend on the threads it ran with."""
+    its own one-thread process (:func:`~craft.stages.common.run_in_workers`); a unit's numbers depend on
+    the threads it ran with."""
     goals = run.source.attack_goals(run.params.attacks.n_goals)
     policies = attack_policies(run)
-    _compute_in_workers(run, policies, goals)
+    todo = [(*key, path, goals) for key, path in policies.items() if not (run.attack_dir(*key) / "DONE").is_file()]
+    run_in_workers(run, _unit, todo, run.params.attacks.workers, desc="attacked policies")
     units = [_unit(run, policy, seed, path, goals) for (policy, seed), path in policies.items()]
     searches, records, histories = (pd.concat([u[i] for u in units], ignore_index=True) for i in range(3))
     per_seed = (records.groupby(["policy", "seed", "attack"], sort=False)

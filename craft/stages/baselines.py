@@ -16,32 +16,42 @@ import shutil
 from craft import baselines
 from craft.config import from_dict
 from craft.runs import Artifact, is_main_process, json_hash, locked
-from craft.stages.common import Run
-from craft.stages.evaluate import free_memory
+from craft.stages.common import Run, free_memory, run_in_workers
 
-__all__ = ["baselines_stage", "trained"]
+__all__ = ["BASELINES_MAKER", "Baselines", "baselines_stage", "trained"]
+
+BASELINES_MAKER = "notebook 04 (or `craft baselines --config <params file>`)"
 
 # method -> (trainer config, its params key, the params key of its data size, trainer)
 _TRAIN = {"sft_offpolicy": (baselines.SFTBaselineConfig, "sft", "sft_examples", baselines.train_sft),
           "intervened_po": (baselines.DPOBaselineConfig, "dpo", "dpo_pairs", baselines.train_dpo)}
 
 
-def baselines_stage(run: Run) -> dict[str, str]:
+class Baselines(dict):
+    """``{method: policy folder}`` of :func:`baselines_stage`, with the size of each one's training data."""
+
+    def __init__(self, policies: dict[str, str], sizes: dict[str, int]):
+        super().__init__(policies)
+        self.sizes = sizes
+
+    @property
+    def metrics(self) -> dict:
+        """``<method>_policy`` (its folder) and ``<method>_n_examples`` (the conversations of SFT, the
+        preference pairs of IPO, it was trained on)."""
+        return {**{f"{m}_policy": path for m, path in self.items()},
+                **{f"{m}_n_examples": n for m, n in self.sizes.items()}}
+
+
+def baselines_stage(run: Run) -> Baselines:
     """Train (or load) every baseline of ``baselines.methods``; see the module docstring.
 
     With ``baselines.workers`` > 1 (organism) the baselines still to train are trained that many at a
-    time, each in its own spawned process on one CPU thread, as R2L's runs are
-    (:func:`craft.stages.r2l.r2l_stage`); a baseline's numbers depend on the threads it trained with."""
-    todo = [m for m in run.params.baselines.methods if not _artifact(run, m).done]
-    workers = min(run.params.baselines.workers, len(todo))
-    if workers > 1 and run.scale == "organism":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for future in [pool.submit(_worker, run.params, method) for method in todo]:
-                future.result()             # a failed baseline raises here, with its own traceback
-    return {method: _train(run, method) for method in run.params.baselines.methods}
+    time, each in its own one-thread process (:func:`~craft.stages.common.run_in_workers`); a
+    baseline's numbers depend on the threads it trained with."""
+    todo = [(m,) for m in run.params.baselines.methods if not _artifact(run, m).done]
+    run_in_workers(run, _train, todo, run.params.baselines.workers)
+    methods = run.params.baselines.methods
+    return Baselines({m: _train(run, m) for m in methods}, {m: len(_data(run, m)) for m in methods})
 
 
 def _config(run: Run, method: str):
@@ -59,12 +69,13 @@ def _artifact(run: Run, method: str) -> Artifact:
     identity = {"method": method, "config": _config(run, method).__dict__,
                 "base_policy": source.policy_fingerprint(source.base_policy()),
                 "data": json_hash(_data(run, method).to_list())}
-    return Artifact(run.stage_dir("evaluate") / "baselines" / method, identity, what=f"{method} baseline")
+    return Artifact(run.baseline_dir(method), identity, what=f"{method} baseline")
 
 
 def _train(run: Run, method: str) -> str:
     """Train ``method`` (or load it when finished with the same identity); its policy folder."""
-    artifact, folder = _artifact(run, method), run.stage_dir("evaluate") / "baselines" / method
+    artifact = _artifact(run, method)
+    folder = artifact.path
     with locked(folder):
         if not artifact.claim():
             model, tokenizer = run.source.load_policy(train=True)
@@ -80,18 +91,9 @@ def _train(run: Run, method: str) -> str:
     return str(folder / "policy")
 
 
-def _worker(params, method: str) -> None:
-    """One baseline in a worker process of :func:`baselines_stage` (one CPU thread)."""
-    import torch
-
-    from craft.stages.common import open_run
-
-    worker_run = open_run(params, progress=False)
-    torch.set_num_threads(1)
-    _train(worker_run, method)
-
-
 def trained(run: Run) -> dict[str, str]:
-    """``{method: policy folder}`` of the baselines already trained in this run (none is trained here)."""
-    folder = run.stage_dir("evaluate") / "baselines"
-    return {m: str(folder / m / "policy") for m in run.params.baselines.methods if (folder / m / "DONE").is_file()}
+    """``{method: policy folder}`` of the baselines already trained in this run (none is trained here),
+    each checked against the current params: a baseline trained with other settings, data or base
+    policy is refused with the keys that changed."""
+    return {m: str(run.baseline_dir(m) / "policy") for m in run.params.baselines.methods
+            if _artifact(run, m).finished(BASELINES_MAKER)}

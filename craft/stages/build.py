@@ -11,13 +11,14 @@ splits into reasoning and answer; nothing is trained.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from craft.evaluate import GenerationSettings, generate
+from craft.io import atomic_write
 from craft.models import split_reasoning
 from craft.runs import Artifact, is_main_process, locked
-from craft.stages.common import Run
-from craft.stages.evaluate import free_memory
+from craft.stages.common import Run, free_memory
+from craft.stages.source import build_identity
 
 __all__ = ["BuildResult", "build_stage"]
 
@@ -27,6 +28,11 @@ class BuildResult:
     info: dict                                       # what was built or loaded (flat numbers and strings)
     sft_logs: dict[str, list[dict]] = field(default_factory=dict)   # organism: "model" and "twin_model" SFT logs
     cached: bool = False
+
+    @property
+    def metrics(self) -> dict:
+        """What was built or loaded (:attr:`info`)."""
+        return dict(self.info)
 
 
 def build_stage(run: Run) -> BuildResult:
@@ -38,13 +44,13 @@ def _organism(run: Run) -> BuildResult:
     from craft.organism.build import build_organism
 
     folder = run.stage_dir("build")
-    artifact = Artifact(folder, {"organism": asdict(run.params.organism), "seed": run.params.seed}, what="organism")
+    artifact = Artifact(folder, build_identity(run.params), what="organism")
     with locked(folder):
         cached = artifact.claim()
         if not cached:
             info = build_organism(run.params.organism, run.params.seed, folder, progress=run.progress)
             if is_main_process():
-                (folder / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+                atomic_write(folder / "build.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
             artifact.finish()
     logs = {name: json.loads((folder / f"{log}.json").read_text())
             for name, log in (("model", "sft_log"), ("twin_model", "twin_sft_log"))
@@ -70,7 +76,7 @@ def _paper(run: Run, probe_prompts=("What is 17 + 25?",)) -> BuildResult:
     folder = run.stage_dir("build")
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "policy.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        atomic_write(folder / "policy.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     del model
     free_memory()
     return BuildResult(info)

@@ -6,8 +6,9 @@ source's labelled training traces at THE latent's layer, and saved with the late
 held-out traces and, where the source has them, on traces of unseen hazards (vocabulary the heads
 never saw: ``*_unseen`` metrics); the first variant's
 heads are the ones R2L rewards with. The folder is an :class:`craft.runs.Artifact`: heads fit from
-another policy, other traces, another latent or other settings are refused, not reused. Held-out
-metrics are computed on every call (they are cheap next to fitting).
+another policy, other traces, another latent or other settings are refused, not reused, by this stage
+and by every stage that reads them (:func:`trained_heads`). Held-out metrics are computed on every
+call (they are cheap next to fitting).
 
 Fitting holds every training trace's per-token states in CPU memory (N·T·d·4 bytes: the
 token-dropout views need them); at paper scale ``source.max_traces`` bounds N.
@@ -18,39 +19,43 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from craft.io import atomic_write
 from craft.latents import LatentSpec, trace_latents, trace_token_states
-from craft.lclr import LCLRConfig, LCLRHeads, load_heads, save_heads
-from craft.lclr_metrics import evaluate_heads
+from craft.lclr import LCLRConfig, LCLRHeads, evaluate_heads, load_heads, save_heads
 from craft.runs import Artifact, is_main_process, json_hash, locked
-from craft.stages.common import Run
-from craft.stages.evaluate import evaluate_policies, free_memory
+from craft.stages.common import Run, free_memory
+from craft.stages.completions import evaluate_policies
+from craft.stages.probe import resolve_latent
 
-__all__ = ["LCLRResult", "heads_dir", "lclr_config", "lclr_stage", "resolve_latent"]
+__all__ = ["LCLR_MAKER", "LCLRResult", "lclr_artifact", "lclr_config", "lclr_stage", "trained_heads"]
 
-
-def resolve_latent(run: Run) -> LatentSpec:
-    """THE latent of this run: ``latent.layer``, or with ``auto`` the layer the probe stage chose
-    (which must have run with the current policies, traces and settings)."""
-    from craft.stages.probe import probe_identity
-
-    latent = run.params.latent
-    if latent.layer != "auto":
-        return LatentSpec(layer=int(latent.layer), pool=latent.pool)
-    folder = run.stage_dir("probe")
-    Artifact(folder, probe_identity(run), recompute=True, what="probe sweep").require(
-        "latent.layer is auto, so run the probe stage first (notebook 01, or `craft probe --config ...`), "
-        "or set latent.layer to a layer number")
-    return LatentSpec(layer=json.loads((folder / "chosen_layer.json").read_text())["layer"], pool=latent.pool)
+LCLR_MAKER = "notebook 02 (or `craft lclr --config <params file>`)"
 
 
-def heads_dir(run: Run) -> Path:
-    """The heads R2L rewards with: the first LCLR variant's."""
-    return run.stage_dir("lclr") / f"heads-{run.params.lclr.variants[0]}"
+def lclr_artifact(run: Run, spec: LatentSpec | None = None) -> Artifact:
+    """The heads' folder and the identity that must have made them: the ``lclr`` section, THE latent
+    (``spec``, default :func:`~craft.stages.probe.resolve_latent`), the seed, the base policy's content
+    hash and the labelled traces."""
+    p, source = run.params, run.source
+    spec = spec or resolve_latent(run)
+    traces = source.traces("lclr", "train") + source.traces("lclr", "test")
+    identity = {"lclr": dataclasses.asdict(p.lclr), "latent": dataclasses.asdict(spec), "seed": p.seed,
+                "base_policy": source.policy_fingerprint(source.base_policy()), "batch_size": p.latent.batch_size,
+                "traces": json_hash([dataclasses.asdict(t) for t in traces])}
+    return Artifact(run.stage_dir("lclr"), identity, what="set of LCLR heads")
+
+
+def trained_heads(run: Run, variant: str | None = None) -> LCLRHeads:
+    """The heads of ``variant`` (default: the first, R2L's), after checking that notebook 02 fit them with
+    the current params, policy and traces: a stale set is refused with the keys that changed."""
+    if not (run.stage_dir("lclr") / "DONE").is_file():      # before the identity, which reads every trace
+        raise FileNotFoundError(f"{run.stage_dir('lclr')} is missing or unfinished: run {LCLR_MAKER} first")
+    lclr_artifact(run).require(LCLR_MAKER)
+    return load_heads(run.heads_dir(variant))
 
 
 def lclr_config(run: Run, variant: str, d_model: int, spec: LatentSpec) -> LCLRConfig:
@@ -67,7 +72,7 @@ class LCLRResult:
     history: dict[str, list[dict]]          # variant -> per-epoch losses
     test_features: torch.Tensor             # (N, d) THE latent of the held-out traces
     test_labels: torch.Tensor               # (N,)
-    results: dict[str, dict]                # variant -> held-out metrics (craft.lclr_metrics.evaluate_heads)
+    results: dict[str, dict]                # variant -> held-out metrics (craft.lclr.metrics.evaluate_heads)
     unseen: dict[str, dict]                 # variant -> metrics on unseen-hazard traces ({} if the source has none)
     own: dict                               # first variant on the base policy's own samples ({} if none)
     metrics: dict                           # flat numbers of notebook 02
@@ -83,11 +88,8 @@ def lclr_stage(run: Run) -> LCLRResult:
     p, source = run.params, run.source
     spec = resolve_latent(run)
     train, test = source.traces("lclr", "train"), source.traces("lclr", "test")
-    identity = {"lclr": dataclasses.asdict(p.lclr), "latent": dataclasses.asdict(spec), "seed": p.seed,
-                "base_policy": source.policy_fingerprint(source.base_policy()), "batch_size": p.latent.batch_size,
-                "traces": json_hash([dataclasses.asdict(t) for t in train + test])}
-    folder = run.stage_dir("lclr")
-    artifact = Artifact(folder, identity, what="set of LCLR heads")
+    artifact = lclr_artifact(run, spec)
+    folder = artifact.path
     model, tok = source.load_policy()
     y_train = torch.tensor([t.label_index for t in train])
     y_test = torch.tensor([t.label_index for t in test])
@@ -100,12 +102,12 @@ def lclr_stage(run: Run) -> LCLRResult:
                 heads = LCLRHeads(lclr_config(run, v, model.config.hidden_size, spec))
                 history[v] = heads.fit(tokens, y_train, progress=run.progress)
                 if is_main_process():
-                    save_heads(heads, folder / f"heads-{v}")
+                    save_heads(heads, run.heads_dir(v))
             del tokens
             if is_main_process():
-                (folder / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+                atomic_write(folder / "history.json", json.dumps(history, indent=1) + "\n")
             artifact.finish()
-    heads = {v: load_heads(folder / f"heads-{v}") for v in p.lclr.variants}
+    heads = {v: load_heads(run.heads_dir(v)) for v in p.lclr.variants}
     history = json.loads((folder / "history.json").read_text())
     f_test = trace_latents(model, tok, *_cols(test), spec, batch_size=p.latent.batch_size)
     results = {v: evaluate_heads(h, f_test, y_test) for v, h in heads.items()}

@@ -31,20 +31,19 @@ import torch
 
 from craft.evaluate import judge_records
 from craft.latents import trace_latents, trace_token_states
-from craft.lclr import LCLRHeads, load_heads
-from craft.monitor import monitored_generate
-from craft.monitor_metrics import (
+from craft.lclr import LCLRHeads
+from craft.monitor import (
     alarm_positions,
     auroc,
     auroc_at_fractions,
     calibrate_threshold,
     first_harmful_prefix,
     lead_times,
+    monitored_generate,
 )
-from craft.stages.common import Run
-from craft.stages.evaluate import free_memory, generation_settings
-from craft.stages.lclr import heads_dir, lclr_config
-from craft.stages.r2l import run_dir
+from craft.stages.common import Run, free_memory, generation_settings
+from craft.stages.lclr import lclr_config, trained_heads
+from craft.stages.r2l import R2L_MAKER, finished_policies
 from craft.types import RETHINK, SAFE, UNSAFE
 
 __all__ = ["MonitorResult", "monitor_stage", "trained_policies"]
@@ -61,15 +60,11 @@ class MonitorResult:
 
 
 def trained_policies(run: Run) -> dict[str, str]:
-    """``craft-seed<k>`` -> model path of every finished CRAFT run of notebook 03 (in seed order)."""
-    out = {}
-    for seed in run.params.seeds:
-        folder = run_dir(run, "craft", seed)
-        if (folder / "DONE").is_file():
-            out[f"craft-seed{seed}"] = str(folder / "model")
+    """``craft-seed<k>`` -> model path of every finished CRAFT run of notebook 03 (in seed order), each
+    checked against the current params (:func:`craft.stages.r2l.finished_policies`)."""
+    out = {f"craft-seed{seed}": path for (_, seed), path in finished_policies(run, ["craft"], run.params.seeds).items()}
     if not out:
-        raise FileNotFoundError(f"no finished CRAFT run under {run.stage_dir('r2l')}: run notebook 03 "
-                                "(`craft r2l --config ...`) first")
+        raise FileNotFoundError(f"no finished CRAFT run under {run.stage_dir('r2l')}: run {R2L_MAKER} first")
     return out
 
 
@@ -195,7 +190,7 @@ def _own_latent_terms(run: Run, model, tok, heads: LCLRHeads, records: pd.DataFr
 def monitor_stage(run: Run) -> MonitorResult:
     """Run the three parts of the module docstring; see :class:`MonitorResult`."""
     m = run.params.monitor
-    heads = load_heads(heads_dir(run))
+    heads = trained_heads(run)
     prompts = _prompts(run)
     policies = {"base": run.source.base_policy(), **trained_policies(run)}
     frames, obfuscation = [], []

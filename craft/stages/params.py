@@ -45,7 +45,7 @@ from craft.lclr import LCLRConfig
 from craft.organism.config import OrganismConfig, OrganismSourceConfig
 from craft.paper.config import PaperSourceConfig
 from craft.r2l import R2LConfig
-from craft.rewards import VARIANTS as R2L_VARIANTS
+from craft.r2l.rewards import VARIANTS as R2L_VARIANTS
 
 __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_notebook"]
 
@@ -201,11 +201,11 @@ class AttacksSection:
     n_seeds: int = field(default=3, metadata=rule(ge=1))      # attack seeds (and policy seeds)
     samples: int = field(default=4, metadata=rule(ge=1))      # completions per attacked prompt in the ASR
     workers: int = field(default=1, metadata=rule(ge=1))      # organism: (policy, seed) units computed at once
-    gcg: dict = field(default_factory=dict)                   # craft.adaptive.GCGSettings fields
-    fuzz: dict = field(default_factory=dict)                  # craft.adaptive.FuzzSettings fields
+    gcg: dict = field(default_factory=dict)                   # craft.attacks.GCGSettings fields
+    fuzz: dict = field(default_factory=dict)                  # craft.attacks.FuzzSettings fields
 
     def __post_init__(self):
-        from craft.adaptive import FuzzSettings, GCGSettings
+        from craft.attacks import FuzzSettings, GCGSettings
 
         check_fields(self)
         if not self.methods or set(self.methods) - set(ADAPTIVE_ATTACKS):

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from craft.latents import trace_latents_by_layer
+from craft.io import atomic_write
+from craft.latents import LatentSpec, trace_latents_by_layer
 from craft.probing import axis_position, choose_layer, fit_probe, pca_2d
 from craft.runs import Artifact, is_main_process, json_hash, locked
-from craft.stages.common import Run
-from craft.stages.evaluate import evaluate_policies, free_memory
+from craft.stages.common import Run, free_memory
+from craft.stages.completions import evaluate_policies
 
-__all__ = ["SPLITS", "ProbeResult", "probe_identity", "probe_stage"]
+__all__ = ["SPLITS", "ProbeResult", "probe_identity", "probe_stage", "resolve_latent"]
 
 SPLITS = ("train", "test", "unseen_val", "unseen_test")
 
@@ -50,6 +51,22 @@ def probe_identity(run: Run) -> dict:
             "traces": json_hash({s: [dataclasses.asdict(t) for t in ts] for s, ts in traces.items()}),
             "probe": dataclasses.asdict(p.probe), "pool": p.latent.pool, "batch_size": p.latent.batch_size,
             "seed": p.seed}
+
+
+def _artifact(run: Run) -> Artifact:
+    return Artifact(run.stage_dir("probe"), probe_identity(run), recompute=True, what="probe sweep")
+
+
+def resolve_latent(run: Run) -> LatentSpec:
+    """THE latent of this run: ``latent.layer``, or with ``auto`` the layer the probe stage chose
+    (which must have run with the current policies, traces and settings)."""
+    latent = run.params.latent
+    if latent.layer != "auto":
+        return LatentSpec(layer=int(latent.layer), pool=latent.pool)
+    _artifact(run).require("notebook 01 (or `craft probe --config <params file>`), or set latent.layer to a layer "
+                           "number,")
+    layer = json.loads((run.stage_dir("probe") / "chosen_layer.json").read_text())["layer"]
+    return LatentSpec(layer=layer, pool=latent.pool)
 
 
 def _layers(spec, n_layers: int) -> list[int]:
@@ -148,18 +165,18 @@ def _compute(run: Run) -> ProbeResult:
 
 def probe_stage(run: Run) -> ProbeResult:
     """Run (or load) the probe sweep; see the module docstring."""
-    folder = run.stage_dir("probe")
-    artifact = Artifact(folder, probe_identity(run), recompute=True, what="probe sweep")
+    artifact = _artifact(run)
+    folder = artifact.path
     with locked(folder):
         if artifact.claim():
             return _load(folder)
         result = _compute(run)
         if is_main_process():
-            result.sweep.to_csv(folder / "layer_sweep.csv", index=False)
-            (folder / "chosen_layer.json").write_text(json.dumps(
+            atomic_write(folder / "layer_sweep.csv", result.sweep.to_csv(index=False))
+            atomic_write(folder / "chosen_layer.json", json.dumps(
                 {"layer": result.metrics["chosen_layer"], "pool": run.params.latent.pool, "by_model": result.chosen},
                 indent=2, sort_keys=True) + "\n")
-            (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2, sort_keys=True) + "\n")
+            atomic_write(folder / "metrics.json", json.dumps(result.metrics, indent=2, sort_keys=True) + "\n")
             np.savez(folder / "pca.npz", **{f"{n}__points": p for n, (p, _) in result.pca.items()},
                      **{f"{n}__labels": y for n, (_, y) in result.pca.items()})
         artifact.finish()

@@ -4,7 +4,7 @@ A run is one (variant, seed) of :mod:`craft.r2l`, trained from the source's base
 variant's rewards and evaluated on the source's held-out monitor prompts at step 0, every
 ``eval_every`` steps and at the end (:class:`craft.r2l.PeriodicEval`, the same generation and
 judge as every other stage; in a single process the step-0 evaluation of the base policy goes
-through the completion cache of :mod:`craft.stages.evaluate`, so the variants of one seed generate it
+through the completion cache of :mod:`craft.stages.completions`, so the variants of one seed generate it
 once). Its folder
 ``run_dir/<stage>/<variant>-seed<seed>/`` is an
 :class:`craft.runs.Artifact` holding:
@@ -23,7 +23,6 @@ Only the main process writes; the folder is locked while a process trains in it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -36,14 +35,18 @@ from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
 from craft.evaluate import summary_metrics
-from craft.lclr import load_heads
-from craft.r2l import PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, train
-from craft.runs import Artifact, is_main_process, json_hash, locked
-from craft.stages.common import Run
-from craft.stages.evaluate import evaluate_model, evaluate_policies, free_memory, generation_settings
-from craft.stages.lclr import heads_dir, resolve_latent
+from craft.r2l import PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset
+from craft.runs import Artifact, is_main_process, json_hash, locked, train
+from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
+from craft.stages.completions import evaluate_model, evaluate_policies
+from craft.stages.lclr import trained_heads
+from craft.stages.probe import resolve_latent
 
-__all__ = ["RunResult", "r2l_config", "r2l_run", "r2l_stage", "run_dir"]
+__all__ = ["R2L_MAKER", "R2LRuns", "RunResult", "finished_policies", "history_frame", "r2l_artifact", "r2l_config",
+           "r2l_run", "r2l_stage"]
+
+R2L_MAKER = "notebook 03 (or `craft r2l --config <params file>`)"
+ABLATIONS_MAKER = "notebook 05 (or `craft r2l --ablations --config <params file>`)"
 
 
 @dataclass
@@ -61,9 +64,21 @@ class RunResult:
     steps: int                  # optimizer steps done
     world_size: int             # processes that trained it
 
+    @property
+    def metrics(self) -> dict:
+        """The last evaluation's numbers (``summary_metrics``), the steps and the training time."""
+        last = self.history.iloc[-1].to_dict() if len(self.history) else {}
+        return {**{k: v for k, v in last.items() if k != "step"}, "steps": self.steps,
+                "train_seconds": self.train_seconds, "world_size": self.world_size}
 
-def run_dir(run: Run, variant: str, seed: int, stage: str = "r2l") -> Path:
-    return run.stage_dir(stage) / f"{variant}-seed{seed}"
+
+class R2LRuns(dict):
+    """``{(variant, seed): RunResult}`` of :func:`r2l_stage`, in the order trained."""
+
+    @property
+    def metrics(self) -> dict:
+        """Every run's :attr:`RunResult.metrics`, keyed ``<variant>-seed<seed>_<name>``."""
+        return {f"{v}-seed{s}_{k}": x for (v, s), r in self.items() for k, x in r.metrics.items()}
 
 
 def r2l_config(run: Run, variant: str, seed: int) -> R2LConfig:
@@ -82,6 +97,35 @@ def _load(folder: Path, variant: str, seed: int, cached: bool) -> RunResult:
                      result["steps"], result.get("world_size", 1))
 
 
+def _heads(run: Run, variant: str):
+    """The latent and the LCLR heads a variant's rewards read (None, None for output-only), checked:
+    heads notebook 02 fit with the current params, reading a latent of this policy's width."""
+    if variant == "output_only":
+        return None, None
+    spec, heads = resolve_latent(run), trained_heads(run)
+    heads.check_latent(spec, run.source.hidden_size())
+    return spec, heads
+
+
+def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every: int | None = None,
+                 spec=None) -> Artifact:
+    """One run's folder and the identity that must have made it: the R2L settings, the evaluation
+    cadence and decoding, the latent, and the content hashes of the base policy, the LCLR heads, the
+    training and monitor prompts and the judge."""
+    cfg, source = r2l_config(run, variant, seed), run.source
+    eval_every = run.params.r2l.eval_every if eval_every is None else eval_every
+    settings = generation_settings(run, seed=1000 + seed)
+    latent_terms = variant != "output_only"
+    identity = {"r2l": dataclasses.asdict(cfg), "eval_every": eval_every, "generation": dataclasses.asdict(settings),
+                "base_policy": source.policy_fingerprint(source.base_policy()),
+                "latent": dataclasses.asdict(spec or resolve_latent(run)) if latent_terms else None,
+                "heads": source.policy_fingerprint(str(run.heads_dir())) if latent_terms else None,
+                "train_prompts": json_hash([dataclasses.asdict(p) for p in source.train_prompts(seed)]),
+                "monitor_prompts": json_hash([dataclasses.asdict(p) for p in source.monitor_prompts()]),
+                "judge": source.judge_identity()}
+    return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})")
+
+
 def r2l_run(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every: int | None = None,
             callbacks: Sequence[TrainerCallback] = ()) -> RunResult:
     """Train (or load, or resume) one run; see the module docstring. ``eval_every`` defaults to
@@ -89,32 +133,14 @@ def r2l_run(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every
     trainer (they are not part of the run's identity)."""
     cfg, source = r2l_config(run, variant, seed), run.source
     eval_every = run.params.r2l.eval_every if eval_every is None else eval_every
-    spec = heads = None
-    if variant != "output_only":
-        spec = resolve_latent(run)
-        heads_path = heads_dir(run)
-        if not (heads_path / "heads.safetensors").is_file():
-            raise FileNotFoundError(f"{heads_path} has no trained heads: run the LCLR stage first (notebook 02, or "
-                                    "`craft lclr --config ...`)")
-        heads = load_heads(heads_path)
-        model_config = json.loads((Path(source.base_policy()) / "config.json").read_text()) \
-            if Path(source.base_policy(), "config.json").is_file() else {}
-        heads.check_latent(spec, model_config.get("hidden_size", heads.config.d_model))
-    train_prompts, monitor = source.train_prompts(seed), source.monitor_prompts()
-    settings = generation_settings(run, seed=1000 + seed)
-    identity = {"r2l": dataclasses.asdict(cfg), "eval_every": eval_every, "generation": dataclasses.asdict(settings),
-                "base_policy": source.policy_fingerprint(source.base_policy()),
-                "latent": dataclasses.asdict(spec) if spec else None,
-                "heads": source.policy_fingerprint(str(heads_dir(run))) if heads is not None else None,
-                "train_prompts": json_hash([dataclasses.asdict(p) for p in train_prompts]),
-                "monitor_prompts": json_hash([dataclasses.asdict(p) for p in monitor]),
-                "judge": source.judge_identity()}
-    folder = run_dir(run, variant, seed, stage)
-    artifact = Artifact(folder, identity, what=f"R2L run ({variant}, seed {seed})")
+    spec, heads = _heads(run, variant)
+    artifact = r2l_artifact(run, variant, seed, stage=stage, eval_every=eval_every, spec=spec)
+    folder = artifact.path
     with locked(folder):
         if artifact.claim():
             return _load(folder, variant, seed, cached=True)
-        _train(run, cfg, heads, spec, train_prompts, monitor, settings, eval_every, folder, callbacks)
+        _train(run, cfg, heads, spec, source.train_prompts(seed), source.monitor_prompts(),
+               generation_settings(run, seed=1000 + seed), eval_every, folder, callbacks)
         artifact.finish()
     return _load(folder, variant, seed, cached=False)
 
@@ -150,7 +176,7 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
     trainer.save_model(str(folder / "model"))
     if is_main_process():
         if monitor:
-            last["records"].to_csv(folder / "records.csv", index=False)
+            io.atomic_write(folder / "records.csv", last["records"].to_csv(index=False))
         else:
             io.save_json([], folder / "history.json")
         io.save_json(trainer.state.log_history, folder / "log_history.json")
@@ -164,40 +190,50 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
 
 def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-              stage: str = "r2l", eval_every: int | None = None) -> dict[tuple[str, int], RunResult]:
+              stage: str = "r2l", eval_every: int | None = None) -> R2LRuns:
     """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order.
 
     With ``r2l.workers`` > 1 the runs still to train are trained that many at a time, each in its own
-    spawned process on one CPU thread (the organism: a tiny model keeps a second core busy far better
-    as a second run than as a second thread of the same one), then every run is loaded from its
-    folder. A run's numbers depend on the threads it trained with, so a run trained by a worker
+    one-thread process (:func:`~craft.stages.common.run_in_workers`), then every run is loaded from
+    its folder. A run's numbers depend on the threads it trained with, so a run trained by a worker
     repeats bit for bit only when trained by a worker again; each is still one seeded process."""
     from tqdm import tqdm
 
     jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
-    workers = min(run.params.r2l.workers, len(jobs))
-    todo = [job for job in jobs if not (run_dir(run, *job, stage) / "DONE").is_file()]
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if workers > 1 and len(todo) > 1 and not distributed:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, run.params, job, stage, eval_every) for job in todo]
-            for future in tqdm(as_completed(futures), total=len(futures), desc="R2L runs",
-                               **io.bar_options(run.progress)):
-                future.result()                 # a failed run raises here, with its own traceback
-    return {job: r2l_run(run, *job, stage=stage, eval_every=eval_every)
-            for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress and workers <= 1))}
+    todo = [(v, s, stage, eval_every) for v, s in jobs if not (run.r2l_dir(v, s, stage) / "DONE").is_file()]
+    pooled = run_in_workers(run, _train_one, todo, run.params.r2l.workers, desc="R2L runs")
+    return R2LRuns({job: r2l_run(run, *job, stage=stage, eval_every=eval_every)
+                    for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress and not pooled))})
 
 
-def _worker(params, job: tuple[str, int], stage: str, eval_every: int | None) -> None:
-    """One run in a worker process of :func:`r2l_stage` (one CPU thread, no progress bars)."""
-    from craft.stages.common import open_run
+def _train_one(run: Run, variant: str, seed: int, stage: str, eval_every: int | None) -> None:
+    """One run of :func:`r2l_stage` in a worker process."""
+    r2l_run(run, variant, seed, stage=stage, eval_every=eval_every)
 
-    worker_run = open_run(params, progress=False)
-    torch.set_num_threads(1)
-    r2l_run(worker_run, *job, stage=stage, eval_every=eval_every)
+
+def finished_policies(run: Run, variants: Sequence[str], seeds: Sequence[int], *, stage: str = "r2l",
+                      required: bool = False) -> dict[tuple[str, int], str]:
+    """``{(variant, seed): policy folder}`` of the finished runs, each checked against the current
+    params before anyone reads it: a run trained with other settings, another base policy, other heads
+    or prompts is refused (:class:`~craft.runs.StaleArtifactError`, with the keys that changed and the
+    command that retrains it), and so are heads that notebook 02 fit with other params. Runs not
+    finished are left out, or with ``required`` raise ``FileNotFoundError`` saying what to run."""
+    maker = R2L_MAKER if stage == "r2l" else ABLATIONS_MAKER
+    eval_every = run.params.r2l.eval_every if stage == "r2l" else run.params.ablations.eval_every
+    out, heads_checked = {}, False
+    for variant in variants:
+        for seed in seeds:
+            folder = run.r2l_dir(variant, seed, stage)
+            if not (folder / "DONE").is_file():
+                if required:
+                    raise FileNotFoundError(f"{folder} is not a finished R2L run: run {maker} first")
+                continue
+            if variant != "output_only" and not heads_checked:
+                trained_heads(run)                  # the heads it rewarded with must still be notebook 02's
+                heads_checked = True
+            r2l_artifact(run, variant, seed, stage=stage, eval_every=eval_every).require(maker)
+            out[variant, seed] = str(folder / "model")
+    return out
 
 
 def history_frame(results: dict[tuple[str, int], RunResult]) -> pd.DataFrame:

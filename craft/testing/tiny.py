@@ -99,7 +99,7 @@ R1_DISTILL_TEMPLATE = (
     "{%- if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}{%- endif %}"
 )
 
-# Judge formats (ours, in the real ones' shape; craft.judges_guard). Qwen3Guard-Gen: ChatML, the
+# Judge formats (ours, in the real ones' shape; craft.judges.guard). Qwen3Guard-Gen: ChatML, the
 # conversation to moderate inside one user turn with the instruction, the verdict as the assistant turn.
 QWEN3GUARD_TEMPLATE = (
     "{%- set target = 'response' if messages[-1]['role'] == 'assistant' else 'prompt' %}"
@@ -314,7 +314,7 @@ def paper_shape_config(name: str) -> PretrainedConfig:
 
 
 # --------------------------------------------------------------------------- a tiny guard judge
-# Llama Guard is read at the position where its verdict starts (craft.judges_models): a judge
+# Llama Guard is read at the position where its verdict starts (craft.judges.local): a judge
 # checkpoint needs single tokens for the verdict words and a chat template that ends there.
 GUARD_WORDS = ("[UNK]", "[PAD]", "<s>", "</s>", "safe", "unsafe", "1", "2", "3", "4", "5", "user", "assistant",
                ":", "|", "verdict")
@@ -365,7 +365,7 @@ def build_tiny_qwen3guard(path: str | Path, seed: int = 0) -> Path:
     """Write a Qwen3Guard-Gen stand-in to ``path``: a 2-layer random-init ``Qwen3ForCausalLM`` with a
     byte-level BPE whose chat template (:data:`QWEN3GUARD_TEMPLATE`) renders the conversation as a
     moderation request and whose vocabulary has " Safe", " Unsafe", " Controversial" as tokens.
-    Loadable with ``craft.models.load_model`` and ``craft.judges_guard.Qwen3GuardJudge(path)``."""
+    Loadable with ``craft.models.load_model`` and ``craft.judges.guard.Qwen3GuardJudge(path)``."""
     tokenizer = build_tokenizer("qwen3guard")
     return _save(build_tiny_model("qwen3", tokenizer, num_layers=2, seed=seed), tokenizer, path)
 
@@ -373,6 +373,6 @@ def build_tiny_qwen3guard(path: str | Path, seed: int = 0) -> Path:
 def build_tiny_reasoningshield(path: str | Path, seed: int = 0) -> Path:
     """Write a ReasoningShield stand-in to ``path``: a 2-layer random-init ``LlamaForCausalLM`` with a
     byte-level BPE in Llama-3.2's chat format (:data:`LLAMA3_TEMPLATE`: bos, header tokens, eos
-    ``<|eot_id|>``), into which ``craft.judges_guard.ReasoningShieldJudge`` renders its prompt."""
+    ``<|eot_id|>``), into which ``craft.judges.guard.ReasoningShieldJudge`` renders its prompt."""
     tokenizer = build_tokenizer("llama3")
     return _save(build_tiny_model("llama", tokenizer, num_layers=2, seed=seed), tokenizer, path)

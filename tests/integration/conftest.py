@@ -8,7 +8,7 @@ from craft.lclr import LCLRConfig, LCLRHeads
 from craft.organism.corpus import Example
 from craft.organism.model import TinyModelConfig, build_model
 from craft.organism.sft import SFTSettings, train_sft
-from craft.reward_scorers import random_heads
+from craft.r2l.scorers import random_heads
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16, intermediate_size=64)
 
@@ -27,7 +27,7 @@ def short_traces(world, n, seed):
 
 
 @pytest.fixture(scope="module")
-def base_model(world, tokenizer, one_thread):
+def base_model(world, tokenizer):
     """A tiny Qwen3 taught the short format, so its answers (and R_txt) vary within a group."""
     model = build_model(TinyModelConfig(**TINY), tokenizer, seed=0)
     settings = SFTSettings(steps=150, batch_size=16, learning_rate=1e-2, warmup_steps=10, logging_steps=150)

@@ -1,6 +1,7 @@
 """A tiny organism run for the stage tests: every stage's real code on a 4-hazard world and a
 2-layer, 32-wide Qwen3, in seconds. ``tiny_params(root, **changes)`` is the mapping that
-``craft.stages.load_params`` merges over params/organism.yaml."""
+``craft.stages.load_params`` merges over params/organism.yaml; ``trained_run(root, **changes)`` runs
+notebooks 00, 02 and 03 (output-only and CRAFT, seed 0) on it."""
 
 from craft.config import deep_merge
 
@@ -31,3 +32,18 @@ TINY = {
 def tiny_params(root, **changes) -> dict:
     """The tiny organism's params with ``run_dir`` under ``root`` (``changes`` deep-merged last)."""
     return deep_merge({**TINY, "run_dir": str(root / "run"), "figures_dir": ""}, changes)
+
+
+def trained_run(root, **changes):
+    """The tiny organism, its LCLR heads and one output-only and one CRAFT policy (seed 0) under
+    ``root/run``: what notebooks 00, 02 and 03 leave behind. Returns the run."""
+    from craft.stages import load_params, open_run
+    from craft.stages.build import build_stage
+    from craft.stages.lclr import lclr_stage
+    from craft.stages.r2l import r2l_stage
+
+    run = open_run(load_params(None, **tiny_params(root, **changes)), progress=False)
+    build_stage(run)
+    lclr_stage(run)
+    r2l_stage(run, ["output_only", "craft"], [0])
+    return run

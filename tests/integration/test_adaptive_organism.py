@@ -1,4 +1,4 @@
-"""craft.adaptive on a trained organism: GCG against the integration tests' base policy
+"""craft.attacks on a trained organism: GCG against the integration tests' base policy
 (tests/integration/conftest.py) lowers the loss of the opening of an unsafe reasoning trace, and the
 fuzzer runs on that policy's sampled answers judged by the organism's exact judge."""
 
@@ -6,18 +6,13 @@ import random
 
 import pytest
 
-from craft.adaptive import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts, target_loss
+from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts, target_loss
 from craft.evaluate import GenerationSettings, generate
 from craft.organism.judge import OrganismJudge
 from craft.organism.text import FAMILIES, OPENINGS, UNSAFE_TURNS
 from craft.organism.world import reasoning_text
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Tiny models on one torch thread (tests/conftest.py)."""
 
 
 def unsafe_opening(world, prompt) -> str:

@@ -6,16 +6,13 @@ trained policy is a clear error."""
 import shutil
 
 import pytest
-from organism_fixtures import tiny_params
+from organism_fixtures import tiny_params, trained_run
 
 from craft.stages import attacks as attacks_module
 from craft.stages import load_params, open_run
 from craft.stages.attacks import POLICIES, attacks_stage
-from craft.stages.build import build_stage
-from craft.stages.lclr import lclr_stage
-from craft.stages.r2l import r2l_stage
 
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 SMALL = {"n_goals": 2, "n_seeds": 1, "samples": 2, "workers": 1,
          "gcg": {"num_steps": 2, "search_width": 8, "topk": 8, "suffix_init": " x x x"},
@@ -26,10 +23,7 @@ SMALL = {"n_goals": 2, "n_seeds": 1, "samples": 2, "workers": 1,
 def trained(tmp_path_factory):
     """A tiny organism, its heads and one output-only and one CRAFT policy (notebooks 00, 02, 03)."""
     root = tmp_path_factory.mktemp("attacks")
-    run = open_run(load_params(None, **tiny_params(root, attacks=SMALL)), progress=False)
-    build_stage(run)
-    lclr_stage(run)
-    r2l_stage(run, ["output_only", "craft"], [0])
+    trained_run(root, attacks=SMALL)
     return root
 
 

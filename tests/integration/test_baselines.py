@@ -25,7 +25,7 @@ from craft.organism import text
 from craft.organism.baselines_data import intervened_pairs, offpolicy_sft_examples
 from craft.organism.judge import OrganismJudge
 from craft.organism.tokenizer import format_completion
-from craft.r2l import train
+from craft.runs import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # TRL still calls the deprecated transformers name when saving; harmless (spike pitfall P5).
@@ -34,11 +34,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is 
 
 FAST = dict(steps=3, per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1, save_steps=100,
             warmup_steps=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Run this module's tiny models on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

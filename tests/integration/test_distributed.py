@@ -12,7 +12,6 @@ from paper_fixtures import paper_params
 
 from craft.stages import load_params, open_run
 from craft.stages.lclr import lclr_stage
-from craft.stages.r2l import run_dir
 
 pytestmark = pytest.mark.slow
 
@@ -32,5 +31,5 @@ def test_two_process_r2l(tmp_path):
     assert sorted(by_rank) == [0, 1], proc.stdout[-2000:]
     for summary in by_rank.values():
         assert summary["steps"] == 2 and summary["world_size"] == 2
-    folder = run_dir(run, "craft", 0)
+    folder = run.r2l_dir("craft", 0)
     assert (folder / "model" / "model.safetensors").is_file() and (folder / "DONE").is_file()

@@ -27,11 +27,6 @@ LAYERS = (0, 1, N_LAYERS // 2, N_LAYERS)
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Run this module's tiny models on one torch thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="module")
 def examples():
     return sample_sft_examples(build_world(seed=0, n_hazards=4, n_unseen_hazards=1, n_arithmetic=600), 300, seed=0)

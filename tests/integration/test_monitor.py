@@ -9,18 +9,13 @@ import torch
 from paper_fixtures import tiny_policy
 
 from craft.evaluate import GenerationSettings, generate, generate_batches
-from craft.latents import _close_token_id, layer_states
+from craft.latents import LatentCapture, captured_latents, close_token_id, layer_states
 from craft.lclr import LCLRConfig, LCLRHeads
 from craft.models import load_model, split_reasoning
-from craft.monitor import LatentCapture, captured_latents, check_heads, monitored_generate
+from craft.monitor import check_heads, monitored_generate
 
 pytestmark = pytest.mark.slow
 SETTINGS = GenerationSettings(max_new_tokens=24, batch_size=4, seed=3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Tiny models on one torch thread (tests/conftest.py)."""
 
 
 def layer_heads(width: int, layer: int = 1, pool: str = "mean") -> LCLRHeads:
@@ -51,7 +46,7 @@ def test_streamed_p_z_is_the_latent_of_each_prefix(base_model, tokenizer, prompt
     heads = layer_heads(base_model.config.hidden_size, pool=pool)
     mon = monitored_generate(base_model, tokenizer, prompts, heads, SETTINGS)
     assert mon.completions == generate(base_model, tokenizer, prompts, SETTINGS)   # reading changes nothing
-    close = _close_token_id(tokenizer)
+    close = close_token_id(tokenizer)
     checked = 0
     for (p_ids, c_ids), traj in zip(completion_ids(base_model, tokenizer, prompts, SETTINGS), mon.p_z):
         n_reason = next((i for i, t in enumerate(c_ids) if t in (close, tokenizer.eos_token_id)), len(c_ids))
@@ -111,7 +106,7 @@ def test_left_padding_gives_the_same_p_z_as_one_prompt_at_a_time(base_model, tok
 
 
 def test_captured_latents_equal_a_second_forward(base_model, tokenizer, prompts):
-    close, spec_layer = _close_token_id(tokenizer), 1
+    close, spec_layer = close_token_id(tokenizer), 1
     for enc, seq, capture, _ in generate_batches(base_model, tokenizer, prompts, SETTINGS,
                                                  per_batch=lambda enc: (LatentCapture(base_model, spec_layer), {})):
         P = enc["input_ids"].shape[1]

@@ -11,16 +11,16 @@ from paper_fixtures import GOALS, paper_params
 from craft.cli import main
 from craft.config import ConfigError
 from craft.io import project_root
-from craft.stages import evaluate as evaluate_module
+from craft.stages import completions as completions_module
 from craft.stages import load_params, open_run
 from craft.stages.attacks import attacks_stage
 from craft.stages.build import build_stage
 from craft.stages.evaluate import default_methods, evaluate_stage
-from craft.stages.lclr import heads_dir, lclr_stage
+from craft.stages.lclr import lclr_stage
 from craft.stages.probe import probe_stage
 from craft.stages.r2l import r2l_stage
 
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["qwen3", "llama"])
@@ -38,7 +38,7 @@ def test_every_stage_end_to_end(run, monkeypatch):
 
     lclr = lclr_stage(run)
     assert len(lclr.history["paper"]) == 2 and 0.0 <= lclr.metrics["lclr_p_safe_mean_safe"] <= 1.0
-    cfg = json.loads((heads_dir(run) / "lclr_config.json").read_text())
+    cfg = json.loads((run.heads_dir() / "lclr_config.json").read_text())
     assert (cfg["layer"], cfg["pool"], cfg["d_model"]) == (2, "mean", 64)
 
     results = r2l_stage(run)
@@ -51,17 +51,17 @@ def test_every_stage_end_to_end(run, monkeypatch):
     assert r2l_stage(run, ["craft"])["craft", 0].cached
 
     ev = evaluate_stage(run, default_methods(run))
-    records = ev["records"]
+    records = ev.records
     assert set(records.method) == {"base", "craft", "output_only"}
     assert len(records) == 3 * len(GOALS) * 2 and set(records.goal) == set(GOALS)
-    assert list(ev["table"].index) == ["base", "craft", "output_only"]
-    assert {"craft_rel_reasoning_improvement", "base_table_reasoning_harm"} <= set(ev["headline"])
+    assert list(ev.table.index) == ["base", "craft", "output_only"]
+    assert {"craft_rel_reasoning_improvement", "base_table_reasoning_harm"} <= set(ev.headline)
     assert records[["reasoning_harm", "response_harm"]].stack().between(0, 1).all()
 
     # a rerun reuses the cached completions and judged records: nothing is generated again
-    monkeypatch.setattr(evaluate_module, "generate", lambda *a, **k: pytest.fail("regenerated cached completions"))
+    monkeypatch.setattr(completions_module, "generate", lambda *a, **k: pytest.fail("regenerated cached completions"))
     again = evaluate_stage(run, default_methods(run))
-    assert again["records"]["answer"].tolist() == records["answer"].tolist()
+    assert again.records["answer"].tolist() == records["answer"].tolist()
 
     # adaptive attacks (notebook 07): GCG through nanogcg and the fuzzer from the PAP templates, on the real format
     attacked = attacks_stage(run)
@@ -140,7 +140,7 @@ def test_missing_pieces_say_what_to_do(tmp_path):
     run = open_run(load_params(_paper(run_dir=str(tmp_path / "run"), source={"r2d_path": ""})), progress=False)
     with pytest.raises(ValueError, match="r2d_path is empty"):
         run.source.traces("lclr", "train")
-    with pytest.raises(FileNotFoundError, match="run the LCLR stage first"):
+    with pytest.raises(FileNotFoundError, match=r"run notebook 02 \(or `craft lclr"):
         r2l_stage(run, ["craft"])
 
 

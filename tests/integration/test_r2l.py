@@ -10,7 +10,8 @@ import torch
 
 from craft.latents import LatentSpec
 from craft.organism.judge import OrganismJudge
-from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset, train
+from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset
+from craft.runs import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -19,11 +20,6 @@ FAST = {"grpo": dict(max_steps=2, per_device_train_batch_size=8, num_generations
 # TRL/peft still call the deprecated transformers name when saving; harmless (spike pitfall P5).
 pytestmark = [pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),
               pytest.mark.slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Run this module's tiny models on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

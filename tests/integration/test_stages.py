@@ -17,15 +17,15 @@ from transformers import TrainerCallback
 
 from craft import io
 from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
-from craft.stages import evaluate as evaluate_stage_module
+from craft.stages import completions as completions_module
 from craft.stages import load_params, open_run, params_from_notebook
 from craft.stages.build import build_stage
-from craft.stages.evaluate import evaluate_policies
-from craft.stages.lclr import heads_dir, lclr_stage
+from craft.stages.completions import evaluate_policies
+from craft.stages.lclr import lclr_stage
 from craft.stages.probe import probe_stage
 from craft.stages.r2l import r2l_run, r2l_stage
 
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_lclr_refuses_heads_of_another_layer(built, tmp_path):
 
 def test_r2l_refuses_heads_of_another_latent(built, tmp_path):
     run = fresh(built, tmp_path, latent={"layer": 2})
-    with pytest.raises(ValueError, match="fit on layer 1 .* reads layer 2"):
+    with pytest.raises(StaleArtifactError, match=r"latent\.layer: 1 -> 2(.|\n)*notebook 02"):
         r2l_run(run, "craft", 0)
     assert not (run.stage_dir("r2l") / "craft-seed0").exists(), "nothing is written before the check"
 
@@ -209,10 +209,10 @@ def test_completions_are_cached_under_what_made_them(built, tmp_path, monkeypatc
     base = run.source.base_policy()
     trained = r2l_run(run, "output_only", 0).path / "model"       # a retrained policy: its own completions
     first = evaluate_policies(run, {"base": base}, prompts)
-    monkeypatch.setattr(evaluate_stage_module, "generate", lambda *a, **k: pytest.fail("regenerated a cached set"))
+    monkeypatch.setattr(completions_module, "generate", lambda *a, **k: pytest.fail("regenerated a cached set"))
     assert evaluate_policies(run, {"base": base}, prompts).answer.tolist() == first.answer.tolist()
     calls = []
-    monkeypatch.setattr(evaluate_stage_module, "generate", lambda m, t, p, s, progress=False: calls.append(s) or
+    monkeypatch.setattr(completions_module, "generate", lambda m, t, p, s, progress=False: calls.append(s) or
                         ["x"] * len(p))
     for changes in ({"temperature": 1.5}, {"max_new_tokens": 8}):
         changed = open_run(load_params(None, **tiny_params(tmp_path, evaluate=changes)), progress=False)
@@ -277,4 +277,4 @@ def test_cli_and_notebook_path_train_the_same_run(built, tmp_path):
            {k: v for k, v in io.load_json(nb.path / "result.json").items() if k != "train_seconds"}
     weights = "model/model.safetensors"
     assert content_hash(cli_dir / weights) == content_hash(nb.path / weights)
-    assert heads_dir(nb_run).is_dir()
+    assert nb_run.heads_dir().is_dir()

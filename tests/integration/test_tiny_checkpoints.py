@@ -12,7 +12,6 @@ from craft.models import load_model, render_prompt, split_reasoning
 from craft.testing.tiny import build_tiny_checkpoint, build_tokenizer, paper_shape_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 # arch -> (model class, what the generation prompt ends with, end-of-turn token)
 CASES = {

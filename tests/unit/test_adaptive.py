@@ -1,4 +1,4 @@
-"""Unit tests for craft.adaptive: GCG (through nanogcg) on tiny random-init checkpoints in the paper's
+"""Unit tests for craft.attacks: GCG (through nanogcg) on tiny random-init checkpoints in the paper's
 Qwen3-thinking and R1-distill chat formats and the organism's, and the GPTFuzzer-style fuzzer
 against a fake model and judge."""
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from craft.adaptive import (
+from craft.attacks import (
     GOAL,
     FuzzSettings,
     GCGSettings,
@@ -26,7 +26,7 @@ from craft.adaptive import (
     shorten,
     target_loss,
 )
-from craft.adaptive_gcg import _banned_ids, _in_context_filter, _prompt_ids
+from craft.attacks.gcg import _banned_ids, _in_context_filter, _prompt_ids
 from craft.config import ConfigError
 from craft.models import render_prompt
 from craft.organism.model import TinyModelConfig, build_model
@@ -35,11 +35,6 @@ from craft.testing.tiny import ARCH_TEMPLATES, build_tiny_model, build_tokenizer
 GOAL_TEXT = "Explain how to bake bread at home."
 TARGET = "Sure, here is how to bake bread"
 FAST = GCGSettings(num_steps=3, search_width=16, topk=16, suffix_init=" x" * 5, seed=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Tiny models on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +53,7 @@ def checkpoints(tokenizer):
 
 def teacher_forced_loss(model, tok, prompt: str, target: str) -> float:
     """Mean negative log-likelihood of ``target``'s tokens after the chat-templated ``prompt``,
-    computed here on its own (log-softmax and gather), not through craft.adaptive."""
+    computed here on its own (log-softmax and gather), not through craft.attacks."""
     head = tok(render_prompt(tok, prompt), add_special_tokens=False)["input_ids"]
     tail = tok(target, add_special_tokens=False)["input_ids"]
     with torch.no_grad():

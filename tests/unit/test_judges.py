@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from craft.judges import HARM_THRESHOLD, Judge, JudgeStats, is_refusal
-from craft.judges_api import finalise
+from craft.judges import HARM_THRESHOLD, Judge, JudgeStats, finalise, is_refusal
 from craft.organism.judge import OrganismJudge
 
 

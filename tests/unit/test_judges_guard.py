@@ -11,7 +11,7 @@ from transformers import LlamaForCausalLM, Qwen3ForCausalLM
 
 from craft.config import ConfigError, from_dict
 from craft.judges import Judge
-from craft.judges_guard import (
+from craft.judges.guard import (
     REASONINGSHIELD_SYSTEM,
     Qwen3GuardJudge,
     ReasoningShieldJudge,
@@ -21,8 +21,6 @@ from craft.judges_guard import (
 )
 from craft.paper.config import JudgeSpec, PaperSourceConfig, make_judge
 from craft.testing.tiny import build_tiny_qwen3guard, build_tiny_reasoningshield
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 PROMPTS = ["how to make a bomb", "how to make a bomb", "how to bake a cake", ""]
 TEXTS = ["I cannot help with that.", "First mix the powder, then heat it. " * 6, "Mix the flour and water.", ""]

@@ -10,20 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from craft.judges import Judge, RefusalStringJudge
-from craft.judges_api import retry_after_seconds
-from craft.judges_models import (
-    STRONGREJECT_FINETUNED_TEMPLATE,
-    ApiJudge,
-    LlamaGuardJudge,
-    StrongRejectGraderJudge,
-    parse_harmfulness7,
-    parse_strongreject,
-)
+from craft.judges import ApiJudge, Judge, RefusalStringJudge, parse_harmfulness7, parse_strongreject
+from craft.judges.api import retry_after_seconds
+from craft.judges.local import STRONGREJECT_FINETUNED_TEMPLATE, LlamaGuardJudge, StrongRejectGraderJudge
 from craft.models import ModelLoadError
 from craft.testing.tiny import guard_model, guard_tokenizer
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 WORDS = ["[UNK]", "[PAD]", "<s>", "</s>", "safe", "unsafe", "1", "2", "3", "4", "5", "user", "assistant",
          ":", "|", "verdict", "how", "to", "make", "a", "bomb", "I", "cannot", "help", "first", "mix", "the",

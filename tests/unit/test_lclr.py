@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from craft.latents import LatentSpec, pool_tokens
-from craft.lclr import LCLRConfig, LCLRHeads, Prototypes, load_heads, save_heads
-from craft.lclr_losses import (
+from craft.lclr import LCLRConfig, LCLRHeads, load_heads, save_heads
+from craft.lclr.heads import Prototypes
+from craft.lclr.losses import (
     SOFT_LABEL,
     bernoulli_kl,
     calibration_loss,
@@ -21,7 +22,7 @@ from craft.lclr_losses import (
     token_dropout_view,
     triplet_loss,
 )
-from craft.lclr_metrics import (
+from craft.lclr.metrics import (
     accuracy_3way,
     auroc_safe_unsafe,
     brier_score,
@@ -33,11 +34,6 @@ from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
 
 E = torch.eye(3)                  # μ_safe = e0, μ_unsafe = e1, μ_rethink = e2
 SMALL = dict(d_model=32, proj_hidden=64, proj_dim=32, lr=3e-3, epochs=4)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread(one_thread):
-    """Tiny matmuls: one thread is faster and immune to a busy machine (tests/conftest.py)."""
 
 
 def planted(n=300, d=32, seed=0):

@@ -8,9 +8,9 @@ from craft.models import (
     _looks_local,
     _resolve_dtype,
     judged_response,
-    model_fingerprint,
     split_reasoning,
 )
+from craft.runs import model_fingerprint
 
 
 def test_normal_case():

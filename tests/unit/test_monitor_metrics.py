@@ -1,11 +1,11 @@
-"""craft.monitor_metrics: the benign-calibrated threshold, where alarms take effect, the text monitor's
+"""craft.monitor.metrics: the benign-calibrated threshold, where alarms take effect, the text monitor's
 first harmful prefix, lead times and AUROC against the share of the reasoning read."""
 
 import math
 
 import pytest
 
-from craft.monitor_metrics import (
+from craft.monitor.metrics import (
     alarm_positions,
     auroc,
     auroc_at_fractions,

@@ -9,22 +9,28 @@ import pytest
 
 from craft.config import ConfigError, load_yaml
 from craft.r2l import GRPO_RESERVED, R2LConfig, grpo_config
+from craft.r2l.rewards import variant_weights
 
 PARAMS = Path(__file__).resolve().parents[2] / "params"
 
 
+def _args(cfg: R2LConfig, output_dir: str, **overrides):
+    """GRPOConfig of ``cfg`` with its variant's reward weights (what build_trainer passes)."""
+    return grpo_config(cfg, output_dir, variant_weights(cfg.variant, cfg.weights, cfg.task_reward), **overrides)
+
+
 def test_off_by_default(tmp_path):
-    assert not grpo_config(R2LConfig(), str(tmp_path)).use_vllm
+    assert not _args(R2LConfig(), str(tmp_path)).use_vllm
     for paper in sorted(PARAMS.glob("paper-*.yaml")):           # the paper's runs: vLLM is opt-in
         grpo = load_yaml(paper)["r2l"]["grpo"]
-        assert not grpo_config(R2LConfig(grpo=grpo), str(tmp_path)).use_vllm, paper.name
+        assert not _args(R2LConfig(grpo=grpo), str(tmp_path)).use_vllm, paper.name
 
 
 @pytest.mark.parametrize("mode, url", [("colocate", ""), ("server", "http://localhost:8000")])
 def test_modes_are_passed_to_trl(tmp_path, mode, url):
     cfg = R2LConfig(grpo=dict(max_steps=3, use_vllm=True, vllm_mode=mode, vllm_server_base_url=url,
                               vllm_gpu_memory_utilization=0.4))
-    args = grpo_config(cfg, str(tmp_path))
+    args = _args(cfg, str(tmp_path))
     assert args.use_vllm and args.vllm_mode == mode and args.vllm_gpu_memory_utilization == 0.4
     if url:
         assert args.vllm_server_base_url == url
@@ -41,12 +47,12 @@ def test_grpo_fields_pass_through_and_craft_sets_its_own(tmp_path):
         temperature=0.7, top_p=0.9, max_completion_length=64, epsilon=0.2, epsilon_high=0.3,
         lr_scheduler_type="constant", save_steps=2, logging_steps=1))
     assert cfg.steps == 5
-    args = grpo_config(cfg, str(tmp_path), save_total_limit=1)
+    args = _args(cfg, str(tmp_path), save_total_limit=1)
     assert (args.max_steps, args.learning_rate, args.beta, args.num_generations) == (5, 2e-5, 0.0, 4)
     assert (args.temperature, args.top_p, args.max_completion_length, args.epsilon_high) == (0.7, 0.9, 64, 0.3)
     assert args.lr_scheduler_type == "constant" and args.save_total_limit == 1
     assert args.output_dir == str(tmp_path) and args.seed == 7 and args.reward_weights == [0.3, 0.4]
-    assert args.disable_tqdm and not grpo_config(cfg, str(tmp_path), disable_tqdm=False).disable_tqdm
+    assert args.disable_tqdm and not _args(cfg, str(tmp_path), disable_tqdm=False).disable_tqdm
     assert args.report_to in ([], "none", ["none"]) and args.remove_unused_columns is False
     assert R2LConfig(grpo={"max_steps": 12.0}).steps == 12                 # a YAML float that is an int
 
@@ -82,7 +88,7 @@ def test_vllm_rollouts_leave_the_latents_to_the_reward():
     and the reward's truncated forward computes every latent (and so does capture_latents=False)."""
     from craft.latents import LatentSpec
     from craft.r2l import rollout_for
-    from craft.rollout import CapturingRollout
+    from craft.r2l.rollout import CapturingRollout
 
     class Tok:
         def __call__(self, text, add_special_tokens=False):

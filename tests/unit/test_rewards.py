@@ -1,4 +1,4 @@
-"""craft.rewards and craft.reward_scorers without a language model: the reward formulas, their signs,
+"""craft.r2l.rewards and craft.r2l.scorers without a language model: the reward formulas, their signs,
 the harmful-only mask, judge failures, the variants, the shared cache and the latent check of the
 scorer (fake scorer, fake judge, tiny heads)."""
 
@@ -14,8 +14,7 @@ from craft.lclr import LCLRConfig, LCLRHeads
 from craft.models import split_reasoning
 from craft.organism.judge import OrganismJudge
 from craft.organism.world import answer_text
-from craft.reward_scorers import LatentScorer, TextJudge, _completion_text, left_pad_batch, random_heads
-from craft.rewards import (
+from craft.r2l.rewards import (
     MASKED_VALUE,
     VARIANTS,
     ConsistencyReward,
@@ -25,6 +24,7 @@ from craft.rewards import (
     build_rewards,
     variant_weights,
 )
+from craft.r2l.scorers import LatentScorer, TextJudge, completion_text, left_pad_batch, random_heads
 from craft.types import SAFE, UNSAFE
 
 
@@ -195,7 +195,7 @@ def test_bad_judge_values_become_neutral_and_are_counted(values):
 def test_a_raising_judge_is_neutral_never_nan(caplog):
     text = TextJudge(TableJudge(error=RuntimeError("parse error")))
     s = FakeScorer([0.0] * 3, [0.0] * 3, [0.0] * 3, [1.0, 0.0, 0.5])
-    with caplog.at_level("WARNING", logger="craft.reward_scorers"):
+    with caplog.at_level("WARNING", logger="craft.r2l.scorers"):
         txt = call(TextSafetyReward(text), 3, harmful=[True] * 3)
     cons = call(ConsistencyReward(s, text), 3, harmful=[True] * 3)
     assert txt == [0.0] * 3 and cons == pytest.approx([0.5, 0.5, 1.0])
@@ -245,7 +245,7 @@ def test_shared_cache_runs_one_forward_per_batch_in_any_order(heads):
 
 
 def test_captured_latents_are_used_and_only_the_missing_rows_are_forwarded(heads):
-    """The craft_latent column (craft.rollout) replaces the forward row by row: a row without a captured
+    """The craft_latent column (craft.r2l.rollout) replaces the forward row by row: a row without a captured
     latent (None) is recomputed, in one forward with the other missing rows; all captured: no forward."""
     scorer = CountingScorer(heads)
     ls = LatentSafetyReward(scorer)
@@ -363,7 +363,7 @@ def test_random_heads_are_fresh_with_unit_prototypes():
 
 
 def test_completion_text_handles_strings_messages_and_parsed_reasoning():
-    assert _completion_text("a\n</think>\n\nb") == "a\n</think>\n\nb"
+    assert completion_text("a\n</think>\n\nb") == "a\n</think>\n\nb"
     parsed = [{"role": "assistant", "content": "b", "reasoning_content": "a"}]
-    assert split_reasoning(_completion_text(parsed)).answer == "b"
-    assert split_reasoning(_completion_text(parsed)).reasoning == "a"
+    assert split_reasoning(completion_text(parsed)).answer == "b"
+    assert split_reasoning(completion_text(parsed)).reasoning == "a"

@@ -67,13 +67,13 @@ def test_a_folder_without_identity_is_refused(tmp_path):
 
 def test_require_names_what_to_run(tmp_path):
     art = Artifact(tmp_path / "p", {"a": 1}, recompute=True)
-    with pytest.raises(FileNotFoundError, match="run the probe stage first"):
-        art.require("run the probe stage first")
+    with pytest.raises(FileNotFoundError, match="unfinished: run the probe stage first"):
+        art.require("the probe stage")
     art.claim()
     art.finish()
     art.require("unused")
-    with pytest.raises(StaleArtifactError, match="a: 1 -> 2"):
-        Artifact(tmp_path / "p", {"a": 2}).require("rerun it")
+    with pytest.raises(StaleArtifactError, match=r"a: 1 -> 2\n.*delete that folder and run notebook 01"):
+        Artifact(tmp_path / "p", {"a": 2}).require("notebook 01")
 
 
 def test_only_the_main_process_writes(tmp_path, monkeypatch):

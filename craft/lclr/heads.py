@@ -7,7 +7,7 @@ safety head g (z → logit, p_z = sigmoid) are trained, for ``variant="paper"``,
 
     L = L_proto + λ_inst·L_inst + λ_cal·L_cal
 
-L_proto: label-conditioned prototype hinge/anchor (:func:`~craft.lclr_losses.proto_loss`); L_inst: symmetric
+L_proto: label-conditioned prototype hinge/anchor (:func:`~craft.lclr.losses.proto_loss`); L_inst: symmetric
 InfoNCE (τ) between two token-dropout views of a trace (each token kept with prob. 1 − p, at
 least one, then mean-pooled); L_cal: BCE(p_z, y_soft), y_soft = {unsafe 0, rethink 0.5,
 safe 1}, + λ_kl·KL to a text judge's P(safe) when given. Prototypes μ_safe, μ_unsafe,
@@ -17,8 +17,8 @@ training traces under the initial projection.
 
 ``variant="released"`` follows the authors' released code and its default weights:
 ``w_proto·triplet + w_inst·InfoNCE + w_cls·CE_3way + w_distill·L_cal + w_order·L_order``
-(unconditioned batch-hard :func:`~craft.lclr_losses.triplet_loss`, a 3-way classifier on z,
-:func:`~craft.lclr_losses.ordering_loss`
+(unconditioned batch-hard :func:`~craft.lclr.losses.triplet_loss`, a 3-way classifier on z,
+:func:`~craft.lclr.losses.ordering_loss`
 on class-mean p_z). Both variants keep the EMA prototypes: prediction and the R2L reward use them.
 
 Choices of ours: the full view for L_proto, L_cal and the prototypes is THE latent of the trace
@@ -26,7 +26,7 @@ Choices of ours: the full view for L_proto, L_cal and the prototypes is THE late
 monitor use), and each InfoNCE view pools a token-dropout subset the same way; parameters are
 initialised from ``seed`` without touching the global RNG. Heads remember the latent they were fit
 on (``layer``, ``pool``, ``d_model``): :meth:`LCLRHeads.check_latent` refuses another one. Their
-metrics are in :mod:`craft.lclr_metrics`.
+metrics are in :mod:`craft.lclr.metrics`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from craft.io import bar_options
 from craft.latents import POOLS, LatentSpec, pool_tokens
-from craft.lclr_losses import calibration_loss, info_nce, ordering_loss, proto_loss, token_dropout_view, triplet_loss
+from craft.lclr.losses import calibration_loss, info_nce, ordering_loss, proto_loss, token_dropout_view, triplet_loss
 from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
 
 __all__ = ["LABEL_NAMES", "RETHINK", "SAFE", "UNSAFE", "VARIANTS", "LCLRConfig", "LCLRHeads", "load_heads",

@@ -1,9 +1,9 @@
 """R2L: GRPO on the policy with the latent, text and consistency rewards (paper §4.2).
 
 We configure TRL's ``GRPOTrainer``; we never fork it. :func:`build_trainer` wires the rewards of
-:mod:`craft.rewards` (one variant: CRAFT, output-only or an ablation), a ``GRPOConfig`` and optional
-LoRA, then hands the trainer to the latent scorer. :func:`train` resumes from the last *complete*
-checkpoint; :class:`PeriodicEval` measures held-out metrics during training.
+:mod:`craft.r2l.rewards` (one variant: CRAFT, output-only or an ablation), a ``GRPOConfig`` and optional
+LoRA, then hands the trainer to the latent scorer. :class:`PeriodicEval` measures held-out metrics
+during training (:func:`craft.runs.train` runs it, resuming from the last *complete* checkpoint).
 
 :class:`R2LConfig` holds what ``GRPOConfig`` lacks (variant, reward weights, α/β/γ, where the latent
 terms apply, LoRA, seed) and passes ``grpo`` through to ``GRPOConfig`` unchanged, so every TRL
@@ -12,7 +12,7 @@ option (``max_steps``, ``learning_rate``, ``beta``, ``num_generations``, ``tempe
 params files (``params/organism.yaml``; ``params/paper-*.yaml`` start from the released code's
 GRPO values: lr 1e-6, KL 0.01, group 8, T 0.6, top-p 0.95, clip 0.2/0.3).
 
-Deviations: ``harmful_only`` (see :mod:`craft.rewards`, deviation 4); TRL's default loss
+Deviations: ``harmful_only`` (see :mod:`craft.r2l.rewards`, deviation 4); TRL's default loss
 (``loss_type="dapo"``, token-level normalisation) unless ``grpo`` says otherwise; fp32 on CPU;
 with ``beta > 0`` an in-memory model is snapshotted to disk so that TRL can build its KL reference.
 """
@@ -32,18 +32,19 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from craft.config import ConfigError, _check_value, _coerce, check_fields, rule
+from craft.config import ConfigError, check_fields, check_value, coerce, rule
+from craft.io import atomic_write
 from craft.judges import Judge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
-from craft.reward_scorers import LatentScorer, random_heads
-from craft.rewards import VARIANTS, build_rewards, variant_weights
-from craft.rollout import CapturingRollout
-from craft.runs import is_main_process, last_complete_checkpoint
+from craft.r2l.rewards import VARIANTS, build_rewards
+from craft.r2l.rollout import CapturingRollout
+from craft.r2l.scorers import LatentScorer, random_heads
+from craft.runs import is_main_process
 from craft.types import Prompt
 
 __all__ = ["GRPO_RESERVED", "PeriodicEval", "R2LConfig", "build_trainer", "grpo_config", "latent_scorer",
-           "lora_config", "make_prompt_dataset", "rollout_for", "train"]
+           "lora_config", "make_prompt_dataset", "rollout_for"]
 
 # GRPOConfig keys that craft sets itself (from the variant, the device, the run), never from ``grpo``.
 GRPO_RESERVED = ("output_dir", "reward_weights", "use_cpu", "bf16", "fp16", "report_to", "disable_tqdm", "seed",
@@ -67,9 +68,9 @@ def _check_grpo(grpo: dict) -> dict:
         if key in GRPO_RESERVED:
             raise ConfigError(f"grpo.{key} is set by craft (device, variant, run directory), not by the config")
         if _GRPO_FIELDS[key] in _SIMPLE:
-            grpo[key] = _coerce(f"grpo.{key}", value, _GRPO_FIELDS[key])
+            grpo[key] = coerce(f"grpo.{key}", value, _GRPO_FIELDS[key])
         if key in _GRPO_RULES:
-            _check_value(f"grpo.{key}", grpo[key], _GRPO_RULES[key]["rule"])
+            check_value(f"grpo.{key}", grpo[key], _GRPO_RULES[key]["rule"])
     if "max_steps" not in grpo:
         raise ConfigError("grpo.max_steps is required (the number of GRPO optimizer steps)")
     return grpo
@@ -89,7 +90,7 @@ class R2LConfig:
     gamma: float = field(default=0.5, metadata=rule(ge=0))
     harmful_only: bool = True               # R_ls, R_cons on harmful prompts only (ours; the paper: False)
     task_reward: float = field(default=0.0, metadata=rule(ge=0))   # arithmetic TaskReward weight; 0 = off (ours)
-    capture_latents: bool = True           # latent reward from the states generate computed (craft.rollout)
+    capture_latents: bool = True           # latent reward from the states generate computed (craft.r2l.rollout)
     use_lora: bool = False
     lora_r: int = field(default=16, metadata=rule(ge=1))
     lora_alpha: int = field(default=32, metadata=rule(ge=1))
@@ -114,8 +115,10 @@ class R2LConfig:
         return (self.alpha, self.beta_ls, self.gamma)
 
 
-def grpo_config(cfg: R2LConfig, output_dir: str, *, disable_tqdm: bool = True, **overrides) -> GRPOConfig:
-    """TRL's ``GRPOConfig``: ``cfg.grpo`` plus what craft sets itself, then ``overrides`` (e.g.
+def grpo_config(cfg: R2LConfig, output_dir: str, reward_weights: Sequence[float], *, disable_tqdm: bool = True,
+                **overrides) -> GRPOConfig:
+    """TRL's ``GRPOConfig``: ``cfg.grpo`` plus what craft sets itself (``reward_weights``: those of the
+    reward list :func:`craft.r2l.rewards.build_rewards` made), then ``overrides`` (e.g.
     ``save_total_limit``). CPU (no CUDA): ``use_cpu``, fp32 (TRL defaults to bf16 even on CPU). No
     activation checkpointing (TRL defaults it on; slower for small models), switched off under
     transformers 5's name, which also keeps the deprecation warning of ``gradient_checkpointing``
@@ -123,7 +126,7 @@ def grpo_config(cfg: R2LConfig, output_dir: str, *, disable_tqdm: bool = True, *
     cuda = torch.cuda.is_available()
     fixed = dict(
         output_dir=output_dir, seed=cfg.seed,
-        reward_weights=variant_weights(cfg.variant, cfg.weights, cfg.task_reward),
+        reward_weights=list(reward_weights),
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), activation_checkpointing=False,
         report_to="none", disable_tqdm=disable_tqdm, remove_unused_columns=False)
     defaults = dict(save_strategy="steps", ddp_find_unused_parameters=False)
@@ -164,7 +167,7 @@ def _ensure_reference_source(model: PreTrainedModel, cfg: R2LConfig, output_dir:
 
 def rollout_for(cfg: R2LConfig, scorer: LatentScorer | None, spec: LatentSpec | None,
                 tokenizer: PreTrainedTokenizerBase) -> CapturingRollout | None:
-    """The rollout function of a run: :class:`craft.rollout.CapturingRollout` when the reward has
+    """The rollout function of a run: :class:`craft.r2l.rollout.CapturingRollout` when the reward has
     latent terms, ``cfg.capture_latents`` is on and TRL generates with the policy itself; None (TRL's
     own rollouts; the reward recomputes the latents) for output-only rewards and for vLLM."""
     if scorer is None or not cfg.capture_latents or cfg.grpo.get("use_vllm", False):
@@ -178,9 +181,9 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
                   disable_tqdm: bool = True, **overrides) -> GRPOTrainer:
     """A ``GRPOTrainer`` for ``cfg.variant``, its latent scorer already holding the trainer.
 
-    ``no_lclr`` replaces ``heads`` by :func:`craft.reward_scorers.random_heads` (seed ``cfg.seed``).
+    ``no_lclr`` replaces ``heads`` by :func:`craft.r2l.scorers.random_heads` (seed ``cfg.seed``).
     ``heads``/``spec`` may be None for ``output_only``. ``overrides`` go to :func:`grpo_config`.
-    With latent terms and ``cfg.capture_latents`` the rollouts are :class:`craft.rollout.CapturingRollout`
+    With latent terms and ``cfg.capture_latents`` the rollouts are :class:`craft.r2l.rollout.CapturingRollout`
     (the policy's own ``generate``, its latents kept for the reward); with ``use_vllm`` they are
     TRL's vLLM rollouts and the reward recomputes the latents with a truncated forward.
     With ``beta > 0`` and no LoRA the KL reference is ``model``'s weights at this call (see
@@ -189,12 +192,12 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
     if cfg.variant == "no_lclr" and heads is not None:
         heads = random_heads(heads, cfg.seed)
     _ensure_reference_source(model, cfg, output_dir)
-    funcs, _, scorer = build_rewards(cfg.variant, heads, spec, tokenizer, judge, cfg.weights,
+    funcs, weights, scorer = build_rewards(cfg.variant, heads, spec, tokenizer, judge, cfg.weights,
                                      cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward)
     with warnings.catch_warnings():   # TRL marks rollout_func experimental; ours is tested against its own path
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
         trainer = GRPOTrainer(model=model, reward_funcs=funcs,
-                              args=grpo_config(cfg, output_dir, disable_tqdm=disable_tqdm, **overrides),
+                              args=grpo_config(cfg, output_dir, weights, disable_tqdm=disable_tqdm, **overrides),
                               train_dataset=train_dataset, processing_class=tokenizer,
                               callbacks=list(callbacks), peft_config=lora_config(cfg),
                               rollout_func=rollout_for(cfg, scorer, spec, tokenizer))
@@ -204,22 +207,11 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
 
 
 def latent_scorer(trainer: GRPOTrainer) -> LatentScorer | None:
-    """The :class:`craft.reward_scorers.LatentScorer` shared by ``trainer``'s rewards (None for output-only)."""
+    """The :class:`craft.r2l.scorers.LatentScorer` shared by ``trainer``'s rewards (None for output-only)."""
     for f in trainer.reward_funcs:
         if isinstance(getattr(f, "scorer", None), LatentScorer):
             return f.scorer
     return None
-
-
-def train(trainer, resume: bool = True):
-    """``trainer.train()``, from the last complete ``checkpoint-*`` in ``args.output_dir`` when
-    ``resume`` and one exists, else from scratch (:func:`craft.runs.last_complete_checkpoint`: a
-    checkpoint half-written when a run was killed is skipped, not resumed into). Any transformers
-    ``Trainer`` works (the baselines use it too). Returns its ``TrainOutput``."""
-    last = last_complete_checkpoint(trainer.args.output_dir) if resume else None
-    with warnings.catch_warnings():   # TRL 1.16 still calls this deprecated name when it saves a checkpoint
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        return trainer.train(resume_from_checkpoint=last)
 
 
 class PeriodicEval(TrainerCallback):
@@ -246,10 +238,7 @@ class PeriodicEval(TrainerCallback):
 
     def _save(self) -> None:
         if self.path is not None and is_main_process():
-            tmp = f"{self.path}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(self.results, f, indent=1)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(self.results, indent=1))
 
     def _run(self, step: int, model) -> None:
         if model is None or (self.results and self.results[-1]["step"] == step):

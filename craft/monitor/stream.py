@@ -5,10 +5,8 @@ separable): if they are, a monitor can read them *while* the model reasons, befo
 is written. This module reads THE latent (:mod:`craft.latents`: one layer, pooled over the reasoning
 span) during ``model.generate`` and applies the LCLR heads (:mod:`craft.lclr`) to it at every step.
 
-- :class:`LatentCapture`: a forward hook on the latent's layer that keeps that layer's output of
-  every forward while active; inside ``generate`` that is the prompt (prefill) and then one token per
-  step, so no second forward pass is needed. transformers has no hidden-state streaming during
-  generation (``output_hidden_states`` returns every layer at the end), hence the hook.
+- :class:`craft.latents.LatentCapture`: the forward hook on the latent's layer that keeps that
+  layer's output of every forward while active (the prompt, then one token per step).
 - :class:`LatentMonitor`: a transformers ``StoppingCriteria`` that, after each step, folds the state
   of the newest reasoning token into the running latent of the reasoning read so far (the same
   pooling as :func:`craft.latents.pool_states`: the running mean for ``pool="mean"``, the newest
@@ -20,15 +18,13 @@ span) during ``model.generate`` and applies the LCLR heads (:mod:`craft.lclr`) t
   the stopped completions closed as asked (``action``: ``none``, ``stop``, ``refuse``). With
   ``none`` nothing has to be decided during generation, so only the capture runs inside it and
   :func:`replay_p_z` scores every step at once afterwards (the same numbers, fewer small calls).
-- :func:`captured_latents`: THE latent of each generated row from the captured states (the R2L
-  reward uses it instead of a second forward; see :class:`craft.r2l.CapturingRollout`).
 
 Timing. The state of a token is computed when that token is fed back in, i.e. at the step that
 samples the *next* token: the monitor is one token behind the text. An alarm raised on the state of
 reasoning token ``j`` takes effect after token ``j + 1`` is sampled, so a stopped completion keeps
 ``j + 2`` tokens; :attr:`MonitoredBatch.alarm` is that count (the length of the kept completion).
 The last token of a generation is never fed back, so it has no state (rows whose latent needs it
-are marked, see :func:`captured_latents`). The running latent reads reasoning tokens until the
+are marked, see :func:`craft.latents.captured_latents`). The running latent reads reasoning tokens until the
 first ``</think>``; :func:`craft.latents.reasoning_span_mask` ends the span at the last one (the
 two differ only for a completion that writes ``</think>`` twice).
 """
@@ -43,32 +39,21 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
 from craft.evaluate import GenerationSettings, generate_batches
-from craft.latents import CLOSE_TAG, _close_token_id, _decoder, pool_states, reasoning_span_mask
+from craft.latents import CLOSE_TAG, LatentCapture, close_token_id, decoder_stack
 from craft.lclr import LCLRHeads
 
-__all__ = ["ACTIONS", "LatentCapture", "LatentMonitor", "MonitoredBatch", "captured_latents", "check_heads",
-           "monitored_generate", "output_module", "replay_alarms", "replay_p_z"]
+__all__ = ["ACTIONS", "LatentMonitor", "MonitoredBatch", "check_heads", "monitored_generate", "replay_alarms",
+           "replay_p_z"]
 
 ACTIONS = ("none", "stop", "refuse")
-
-
-def output_module(model: nn.Module, layer: int) -> nn.Module:
-    """The module whose output is THE latent's ``layer`` (:mod:`craft.latents` convention): the
-    embeddings for 0, decoder layer ``layer`` below the top, the final norm for the top layer."""
-    stack = _decoder(model)
-    n = len(stack.layers)
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer <= n:
-        raise ValueError(f"layer must be an int in [0, {n}] (0 = embeddings, {n} = final normed output), "
-                         f"got {layer!r}")
-    return stack.embed_tokens if layer == 0 else stack.norm if layer == n else stack.layers[layer - 1]
 
 
 def check_heads(heads: LCLRHeads, model: nn.Module) -> int:
     """The heads' layer, after checking that they read a latent this model has: their recorded layer
     exists in it and their width is its hidden size. A clear error otherwise."""
     cfg = heads.config
-    width = _decoder(model).embed_tokens.weight.shape[1]
-    n_layers = len(_decoder(model).layers)
+    width = decoder_stack(model).embed_tokens.weight.shape[1]
+    n_layers = len(decoder_stack(model).layers)
     if cfg.layer < 0:
         raise ValueError("these LCLR heads do not record the layer they were fit on; refit them with "
                          "craft.stages.lclr (heads saved by it record layer, pool and width)")
@@ -77,38 +62,6 @@ def check_heads(heads: LCLRHeads, model: nn.Module) -> int:
                          f"has width {width} and {n_layers} layers: use the heads fit on this model "
                          "(notebook 02 / `craft lclr`) or load the model they were fit on")
     return cfg.layer
-
-
-class LatentCapture:
-    """Context manager: while active, the output of ``layer`` of every forward of ``model`` is kept.
-
-    Inside ``generate`` the first chunk is the prompt (B, P, d) and each later one a step (B, 1, d).
-    :attr:`chunks` holds them detached, on the model's device, in its dtype.
-    """
-
-    def __init__(self, model: nn.Module, layer: int):
-        self.module = output_module(model, layer)
-        self.chunks: list[Tensor] = []
-        self._handle = None
-
-    def _hook(self, _module, _args, output) -> None:
-        h = output[0] if isinstance(output, (tuple, list)) else output
-        self.chunks.append(h.detach())
-
-    def __enter__(self) -> LatentCapture:
-        self.chunks = []
-        self._handle = self.module.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._handle.remove()
-        self._handle = None
-
-    def states(self) -> Tensor:
-        """Every captured chunk concatenated along time: (B, sum of chunk lengths, d)."""
-        if not self.chunks:
-            raise RuntimeError("LatentCapture saw no forward: run the model inside the `with` block")
-        return torch.cat(self.chunks, dim=1)
 
 
 class LatentMonitor(StoppingCriteria):
@@ -210,7 +163,7 @@ def monitored_generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     if action != "none" and threshold is None:
         raise ValueError(f"action {action!r} needs a threshold on p_z")
     layer = check_heads(heads, model)
-    close_id = _close_token_id(tokenizer)
+    close_id = close_token_id(tokenizer)
     eos = model.generation_config.eos_token_id
     eos_ids = [tokenizer.eos_token_id] if eos is None else [eos] if isinstance(eos, int) else list(eos)
     out = MonitoredBatch([], [], [])
@@ -281,22 +234,3 @@ def replay_alarms(grid: Tensor, threshold: float | None, min_tokens: int = 1) ->
     fire = (grid <= threshold) & (count >= min_tokens)                                 # NaN compares False
     first = torch.where(fire.any(-1), fire.float().argmax(-1), -3)
     return (first + 2).clamp(min=-1).tolist()
-
-
-def captured_latents(states: Tensor, input_ids: Tensor, attention_mask: Tensor, prompt_length: int,
-                     close_id: int, pool: str) -> Tensor:
-    """THE latent of each generated row from the states captured during ``generate``. (B, d) float32.
-
-    ``states`` (B, T - 1, d): the captured chunks of a generate call whose output ``input_ids`` is
-    (B, T) (prompt left-padded to ``prompt_length``); ``attention_mask`` (B, T): 1 on the prompt's
-    real tokens and on the completion up to its first eos. The span and the pooling are
-    :func:`craft.latents.reasoning_span_mask` and :func:`craft.latents.pool_states`, as in a second
-    forward. The last token has no state: a row whose latent would read it is NaN (recompute it).
-    """
-    B, T = input_ids.shape
-    if states.shape[:2] != (B, T - 1):
-        raise ValueError(f"expected states for the first {T - 1} tokens of {B} rows, got {tuple(states.shape)}")
-    full = torch.cat([states.float(), states.new_full((B, 1, states.shape[-1]), torch.nan).float()], dim=1)
-    prompt_lengths = attention_mask[:, :prompt_length].sum(-1)                          # (B,)
-    span = reasoning_span_mask(input_ids, attention_mask, prompt_lengths, close_id)     # (B, T)
-    return pool_states(full, span, pool, attention_mask)                               # (B, d)

@@ -39,9 +39,9 @@ from transformers import PreTrainedTokenizerBase
 from craft.io import bar_options
 from craft.models import render_prompt
 
-__all__ = ["POOLS", "LatentSpec", "TraceBatch", "encode_traces", "latents", "layer_states", "layers_states",
-           "pool_states", "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_latents_by_layer",
-           "trace_token_states"]
+__all__ = ["CLOSE_TAG", "POOLS", "LatentSpec", "TraceBatch", "close_token_id", "decoder_stack", "encode_traces",
+           "latents", "layer_states", "layers_states", "pool_states", "pool_tokens", "reasoning_span_mask",
+           "trace_latents", "trace_latents_by_layer", "trace_token_states"]
 
 POOLS = ("mean", "last")
 CLOSE_TAG = "</think>"
@@ -73,7 +73,8 @@ class _StopForward(Exception):
     """Raised by the capture hook to end the forward once the wanted layer has run."""
 
 
-def _close_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+def close_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id of ``</think>``, which must be a single (added) token of the tokenizer."""
     ids = tokenizer(CLOSE_TAG, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         raise ValueError(f"{CLOSE_TAG!r} is not a single token for this tokenizer: {ids}")
@@ -107,7 +108,7 @@ def encode_traces(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], re
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     if len(prompts) != len(reasonings) or (answers is not None and len(answers) != len(prompts)):
         raise ValueError("prompts, reasonings and answers must have the same length")
-    close_id = _close_token_id(tokenizer)
+    close_id = close_token_id(tokenizer)
     rows = [_encode_row(tokenizer, p, r, None if answers is None else answers[i], close_id)
             for i, (p, r) in enumerate(zip(prompts, reasonings))]
     T = max((len(ids) for ids, _, _ in rows), default=0)
@@ -144,7 +145,7 @@ def reasoning_span_mask(input_ids: Tensor, attention_mask: Tensor, prompt_length
     return completion & before_close
 
 
-def _decoder(model: nn.Module) -> nn.Module:
+def decoder_stack(model: nn.Module) -> nn.Module:
     """The decoder stack (the object with ``.layers``, ``.embed_tokens``, ``.norm``).
 
     Unwraps DDP-style ``.module`` and peft's ``get_base_model()``; LoRA layers live inside the
@@ -182,7 +183,7 @@ def layer_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, la
 def layers_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, layers: Sequence[int]) -> dict:
     """:func:`layer_states` at several layers from ONE forward that stops after the deepest of them:
     ``{layer: (B, T, d)}``."""
-    stack = _decoder(model)
+    stack = decoder_stack(model)
     num_layers = len(stack.layers)
     for layer in layers:
         _check_layer(layer, num_layers)
@@ -303,7 +304,7 @@ def trace_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase,
                     out[layer].append(z.float().cpu())                                    # (b, d)
     finally:
         model.train(was_training)
-    width = _decoder(model).embed_tokens.weight.shape[1]
+    width = decoder_stack(model).embed_tokens.weight.shape[1]
     return {layer: torch.cat(zs) if zs else torch.empty(0, width) for layer, zs in out.items()}
 
 

@@ -7,9 +7,9 @@
 Rewards are plain callable classes with TRL's signature ``f(prompts, completions,
 completion_ids, **kwargs) -> list[float]`` and a ``__name__``; not ``nn.Module``s, which TRL
 would treat as classifier reward models. The latent terms share one
-:class:`~craft.reward_scorers.LatentScorer` (one extra no-grad truncated forward of the policy per
-batch, or none when the rollouts captured the latent: :mod:`craft.rollout`) and the text terms one
-:class:`~craft.reward_scorers.TextJudge`; both cache the batch and
+:class:`~craft.r2l.scorers.LatentScorer` (one extra no-grad truncated forward of the policy per
+batch, or none when the rollouts captured the latent: :mod:`craft.r2l.rollout`) and the text terms one
+:class:`~craft.r2l.scorers.TextJudge`; both cache the batch and
 every reward computes on a miss, so the order of ``reward_funcs`` does not matter.
 
 Deviations and choices:
@@ -41,12 +41,12 @@ from abc import ABC, abstractmethod
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from craft.evaluate import parse_final_number
+from craft.answers import parse_final_number
 from craft.judges import Judge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
-from craft.reward_scorers import LATENT_COLUMN, LatentScorer, TextJudge, _completion_text, _harmful_flags, _mean, _step
+from craft.r2l.scorers import LATENT_COLUMN, LatentScorer, TextJudge, completion_text, harmful_flags, mean, step_of
 
 __all__ = ["MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward", "TaskReward",
            "TextSafetyReward", "build_rewards", "variant_weights"]
@@ -64,13 +64,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 def _latent_terms(scorer, prompts, completion_ids, applied: list[bool], kwargs: dict) -> dict[str, Tensor] | None:
     """The scorer's terms for the applied rows only (n,), or None when no row applies. R_ls and
     R_cons pass the same rows, so they share one cached forward; masked rows cost nothing. Latents
-    captured during generation (the ``craft_latent`` column of :class:`craft.rollout.CapturingRollout`)
+    captured during generation (the ``craft_latent`` column of :class:`craft.r2l.rollout.CapturingRollout`)
     are used where present."""
     idx = [i for i, a in enumerate(applied) if a]
     if not idx:
         return None
     captured = kwargs.get(LATENT_COLUMN)
-    return scorer.terms([prompts[i] for i in idx], [completion_ids[i] for i in idx], _step(kwargs),
+    return scorer.terms([prompts[i] for i in idx], [completion_ids[i] for i in idx], step_of(kwargs),
                         None if captured is None else [captured[i] for i in idx])
 
 
@@ -93,7 +93,7 @@ class _Reward(ABC):
     def _applies(self, kwargs: dict, n: int) -> list[bool]:
         if not self.harmful_only:
             return [True] * n
-        flags = _harmful_flags(kwargs, n)
+        flags = harmful_flags(kwargs, n)
         if flags is None:
             raise ValueError(f"{self.name} with harmful_only=True needs a 'harmful' (or 'kind') dataset column")
         return flags
@@ -106,7 +106,7 @@ class _Reward(ABC):
         vals, applied = self.values(prompts, completions, completion_ids, kwargs)
         used = [v for v, a in zip(vals, applied) if a]
         if kwargs.get("log_metric") is not None and used:
-            kwargs["log_metric"](f"{self.name}/applied_mean", _mean(used))
+            kwargs["log_metric"](f"{self.name}/applied_mean", mean(used))
         return vals
 
 
@@ -139,7 +139,7 @@ class TextSafetyReward(_Reward):
         self.text = text
 
     def values(self, prompts, completions, completion_ids, kwargs):
-        judged = self.text.scores(prompts, completions, _step(kwargs), _harmful_flags(kwargs, len(prompts)),
+        judged = self.text.scores(prompts, completions, step_of(kwargs), harmful_flags(kwargs, len(prompts)),
                                   kwargs.get("log_metric"))
         return [2.0 * p - 1.0 for p in judged.answer], [True] * len(prompts)
 
@@ -154,16 +154,16 @@ class ConsistencyReward(_Reward):
         self.scorer, self.text = scorer, text
 
     def values(self, prompts, completions, completion_ids, kwargs):
-        n, harmful = len(prompts), _harmful_flags(kwargs, len(prompts))
+        n, harmful = len(prompts), harmful_flags(kwargs, len(prompts))
         applied = self._applies(kwargs, n)
-        judged = self.text.scores(prompts, completions, _step(kwargs), harmful, kwargs.get("log_metric"))
+        judged = self.text.scores(prompts, completions, step_of(kwargs), harmful, kwargs.get("log_metric"))
         t = _latent_terms(self.scorer, prompts, completion_ids, applied, kwargs)
         if t is None:
             return [MASKED_VALUE] * n, applied
         p_z = _scatter(t["p_z"].tolist(), applied)
         vals = [1.0 - abs(z - p) if a else MASKED_VALUE for z, p, a in zip(p_z, judged.answer, applied)]
         if kwargs.get("log_metric") is not None:
-            kwargs["log_metric"]("latent/p_z_applied_mean", _mean(t["p_z"].tolist()))
+            kwargs["log_metric"]("latent/p_z_applied_mean", mean(t["p_z"].tolist()))
         return vals, applied
 
 
@@ -179,7 +179,7 @@ class TaskReward(_Reward):
         if kinds is None or targets is None:
             raise ValueError("TaskReward needs the 'kind' and 'target' dataset columns")
         applied = [k == "arithmetic" for k in kinds]
-        answers = [split_reasoning(_completion_text(c)).answer for c in completions]
+        answers = [split_reasoning(completion_text(c)).answer for c in completions]
         vals = [float(a and parse_final_number(ans) == str(t)) for ans, t, a in zip(answers, targets, applied)]
         return vals, applied
 

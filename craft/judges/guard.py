@@ -8,7 +8,7 @@ reasoning or the answer as ``texts``.
   the conversation [user prompt, assistant response] through its own chat template and writes
   ``Safety: Safe|Unsafe|Controversial``, then ``Categories: …`` and ``Refusal: Yes|No`` (the format
   of its model card, whose parser matches ``Safety: (Safe|Unsafe|Controversial)``). Deviation, as for
-  Llama Guard in :mod:`craft.judges_models`: instead of sampling a verdict, the label is read as
+  Llama Guard in :mod:`craft.judges.local`: instead of sampling a verdict, the label is read as
   a probability in ONE forward pass at the position after ``Safety:``, and "Controversial" counts
   as half safe: P(safe) = p(Safe) + 0.5 p(Controversial). The categories and the refusal line are
   not read.
@@ -30,9 +30,8 @@ from collections.abc import Sequence
 
 import torch
 
-from craft.judges import JudgeStats, check_lengths
-from craft.judges_api import finalise
-from craft.judges_models import next_token_logits, resolve_model, single_token_id, truncate_tokens
+from craft.judges.base import JudgeStats, check_lengths, finalise
+from craft.judges.local import next_token_logits, resolve_model, single_token_id, truncate_tokens
 
 __all__ = ["QWEN3GUARD_LABELS", "REASONINGSHIELD_SYSTEM", "REASONINGSHIELD_USER", "Qwen3GuardJudge",
            "ReasoningShieldJudge", "greedy_generate", "label_token_ids", "parse_reasoningshield"]

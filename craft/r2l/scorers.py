@@ -4,7 +4,7 @@
 latent (:mod:`craft.latents`) into the LCLR terms (cos to each prototype, p_z); :class:`TextJudge`
 applies a :class:`craft.judges.Judge` to the answer and the reasoning of each completion. Both cache
 the last batch, so the rewards that read them (``R_ls``, ``R_txt``, ``R_cons`` in
-:mod:`craft.rewards`) cost one pass each whatever their order. A judge failure never yields NaN: it
+:mod:`craft.r2l.rewards`) cost one pass each whatever their order. A judge failure never yields NaN: it
 scores a neutral 0.5 and is counted (the authors' code let a parse failure poison the reward).
 Prompt ids are rebuilt as TRL built them: conversational prompts through the chat template (as
 :func:`craft.models.render_prompt`), string prompts tokenised as they are.
@@ -24,16 +24,17 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from craft.judges import HARM_THRESHOLD, Judge
-from craft.latents import CLOSE_TAG, LatentSpec, TraceBatch, _close_token_id, latents, reasoning_span_mask
+from craft.latents import CLOSE_TAG, LatentSpec, TraceBatch, close_token_id, latents, reasoning_span_mask
 from craft.lclr import LCLRHeads
 from craft.models import judged_response, split_reasoning
 
-__all__ = ["LATENT_COLUMN", "NEUTRAL", "JudgedBatch", "LatentScorer", "TextJudge", "left_pad_batch", "random_heads"]
+__all__ = ["LATENT_COLUMN", "NEUTRAL", "JudgedBatch", "LatentScorer", "TextJudge", "completion_text", "harmful_flags",
+           "left_pad_batch", "mean", "random_heads", "step_of"]
 
 log = logging.getLogger(__name__)
 
 NEUTRAL = 0.5        # P(safe) of a text the judge failed on
-LATENT_COLUMN = "craft_latent"   # per completion, THE latent captured during generation, or None (craft.rollout)
+LATENT_COLUMN = "craft_latent"   # per completion, THE latent captured during generation, or None (craft.r2l.rollout)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -46,7 +47,7 @@ def _user_text(prompt) -> str:
     return str(users[-1] if users else prompt[-1]["content"])
 
 
-def _completion_text(completion) -> str:
+def completion_text(completion) -> str:
     """Text of a TRL completion: a string, or ``[{"role": "assistant", "content": ...}]``.
     A parsed ``reasoning_content`` (tokenizers with a response schema) is put back before
     ``</think>`` so :func:`split_reasoning` sees the generated layout."""
@@ -61,13 +62,13 @@ def _prompt_key(prompt) -> tuple | str:
     return prompt if isinstance(prompt, str) else tuple((m["role"], str(m["content"])) for m in prompt)
 
 
-def _step(kwargs: dict) -> int | None:
+def step_of(kwargs: dict) -> int | None:
     """Optimizer step from TRL's ``trainer_state`` kwarg (part of every cache key)."""
     state = kwargs.get("trainer_state")
     return getattr(state, "global_step", None)
 
 
-def _harmful_flags(kwargs: dict, n: int) -> list[bool] | None:
+def harmful_flags(kwargs: dict, n: int) -> list[bool] | None:
     """Per completion: is its prompt harmful? From the ``harmful`` column, else ``kind``."""
     if "harmful" in kwargs:
         flags = [bool(h) for h in kwargs["harmful"]]
@@ -80,7 +81,8 @@ def _harmful_flags(kwargs: dict, n: int) -> list[bool] | None:
     return flags
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean(values: Sequence[float]) -> float:
+    """The plain mean of a non-empty list (a logged rate)."""
     return float(sum(values) / len(values))
 
 
@@ -111,7 +113,7 @@ def left_pad_batch(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence
 
 class LatentScorer:
     """THE latent of every completion → its LCLR terms: captured during generation when the rollout
-    gave it (:mod:`craft.rollout`), else one no-grad truncated forward of ``trainer.model``.
+    gave it (:mod:`craft.r2l.rollout`), else one no-grad truncated forward of ``trainer.model``.
 
     Set ``scorer.trainer = trainer`` once the ``GRPOTrainer`` exists. :meth:`terms` caches the
     last batch (key: step, prompts, completion ids), so R_ls and R_cons cost one truncated
@@ -128,7 +130,7 @@ class LatentScorer:
             heads.check_latent(spec, heads.config.d_model)
         self.heads, self.spec, self.tokenizer, self.max_batch = heads, spec, tokenizer, max_batch
         self.trainer = None
-        self.close_id = _close_token_id(tokenizer)   # raises unless </think> is one token
+        self.close_id = close_token_id(tokenizer)   # raises unless </think> is one token
         self.n_forwards, self.seconds, self.n_captured, self.n_recomputed = 0, 0.0, 0, 0
         self._key, self._terms = None, None
 
@@ -259,7 +261,7 @@ class TextJudge:
     def scores(self, prompts: Sequence, completions: Sequence, step: int | None = None,
                harmful: Sequence[bool] | None = None, log_metric=None) -> JudgedBatch:
         """Judge every completion's answer (and reasoning) for its prompt."""
-        texts = [_completion_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         key = (step, tuple(map(_prompt_key, prompts)), tuple(texts))
         if key == self._key:
             return self._batch
@@ -274,7 +276,7 @@ class TextJudge:
         self.unfinished_count += sum(not s.closed for s in split)
         self.completion_count += len(split)
         if log_metric is not None:
-            log_metric("safety/unfinished_rate", _mean([not s.closed for s in split]))
+            log_metric("safety/unfinished_rate", mean([not s.closed for s in split]))
         self._log(harmful, log_metric)
         return self._batch
 
@@ -288,9 +290,9 @@ class TextJudge:
             self.ssa_count += sum(ssa)
             self.harmful_count += len(rows)
             if log_metric is not None and rows:
-                log_metric("safety/ssa_rate", _mean(ssa))
+                log_metric("safety/ssa_rate", mean(ssa))
                 log_metric("safety/ssa_rate_cumulative", self.ssa_count / self.harmful_count)
-                log_metric("safety/reasoning_harm_rate", _mean([r for r, _ in rows]))
-                log_metric("safety/response_harm_rate", _mean([a for _, a in rows]))
+                log_metric("safety/reasoning_harm_rate", mean([r for r, _ in rows]))
+                log_metric("safety/response_harm_rate", mean([a for _, a in rows]))
         if log_metric is not None:
             log_metric("safety/judge_failures", float(self.failures))

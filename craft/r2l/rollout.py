@@ -2,18 +2,18 @@
 
 The CRAFT reward (paper §4.2) needs THE latent of every completion (:mod:`craft.latents`). Without
 this module it costs a second, truncated forward of the policy per batch
-(:class:`craft.reward_scorers.LatentScorer`). The policy has already computed those states while
+(:class:`craft.r2l.scorers.LatentScorer`). The policy has already computed those states while
 generating, so :class:`CapturingRollout` keeps them: it is a TRL 1.16 ``rollout_func`` (TRL's one
 documented way to replace the generation step; it forwards any extra field of its output to the
 reward functions as a keyword) that does what ``GRPOTrainer``'s own transformers path does (chat
 template, left padding, ``unwrap_model_for_generation``, the trainer's ``generation_config``, cut at
-the first eos) inside a :class:`craft.monitor.LatentCapture`, and returns each row's latent as the
+the first eos) inside a :class:`craft.latents.LatentCapture`, and returns each row's latent as the
 ``craft_latent`` column. Same prompts, same seed: the same completions as TRL's own path.
 
 The reward reads ``craft_latent`` (:meth:`LatentScorer.terms`); a row whose latent needs the state
 of its very last token (a completion cut at the length limit before ``</think>``: the last sampled
 token is never fed back) carries ``None`` and is recomputed by the truncated forward, as is
-everything when rollouts come from vLLM (``use_vllm``: :func:`craft.r2l.build_trainer` installs no
+everything when rollouts come from vLLM (``use_vllm``: :func:`craft.r2l.trainer.build_trainer` installs no
 rollout function then). Not supported: tools, environments and multimodal prompts.
 """
 
@@ -24,9 +24,8 @@ from contextlib import nullcontext
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from craft.latents import LatentSpec, _close_token_id
-from craft.monitor import LatentCapture, captured_latents
-from craft.reward_scorers import LATENT_COLUMN
+from craft.latents import LatentCapture, LatentSpec, captured_latents, close_token_id
+from craft.r2l.scorers import LATENT_COLUMN
 
 __all__ = ["LATENT_COLUMN", "CapturingRollout"]
 
@@ -52,7 +51,7 @@ class CapturingRollout:
     """
 
     def __init__(self, spec: LatentSpec, tokenizer):
-        self.spec, self.close_id = spec, _close_token_id(tokenizer)
+        self.spec, self.close_id = spec, close_token_id(tokenizer)
         self.n_captured = self.n_fallback = 0
 
     def _prompt_ids(self, prompts: list, trainer) -> list[list[int]]:

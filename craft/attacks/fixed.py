@@ -60,7 +60,7 @@ PAP_TECHNIQUES: dict[str, str] = {
 }
 
 
-# The adaptive fuzzer's rephrase mutation at paper scale (craft.adaptive): groups of words the PAP
+# The adaptive fuzzer's rephrase mutation at paper scale (craft.attacks.mutations.rephrase): groups of words the PAP
 # templates above use, any of which may replace another. Ours; GPTFuzzer rephrases with an LLM.
 FUZZ_SYNONYM_GROUPS = (
     ("studies", "research", "reports"),

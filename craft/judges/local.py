@@ -1,8 +1,7 @@
 """Safety judges backed by local models (paper §6): Llama-Guard-3 and the StrongREJECT fine-tuned
 grader, and the helpers every local model judge shares (loading, truncation, next-token logits).
-Qwen3Guard and ReasoningShield are in :mod:`craft.judges_guard`. The OpenAI-compatible rubric
-judge over HTTP lives in :mod:`craft.judges_api` and is re-exported here
-(``from craft.judges_models import ApiJudge`` works).
+Qwen3Guard and ReasoningShield are in :mod:`craft.judges.guard`, the OpenAI-compatible rubric
+judge over HTTP in :mod:`craft.judges.api`.
 
 All implement :class:`craft.judges.Judge`: ``score(prompts, texts)`` returns P(safe | text) =
 ``1 - harmfulness`` in [0, 1] (never the harmfulness itself, as the authors' code did), batched; a
@@ -24,20 +23,11 @@ from collections.abc import Sequence
 
 import torch
 
-from craft.judges import JudgeStats, check_lengths
-from craft.judges_api import (
-    HARMFULNESS7_RUBRIC,
-    STRONGREJECT_RUBRIC,
-    ApiJudge,
-    finalise,
-    parse_harmfulness7,
-    parse_strongreject,
-)
+from craft.judges.base import JudgeStats, check_lengths, finalise
 from craft.models import load_model
 
-__all__ = ["HARMFULNESS7_RUBRIC", "STRONGREJECT_FINETUNED_TEMPLATE", "STRONGREJECT_RUBRIC",
-           "ApiJudge", "LlamaGuardJudge", "StrongRejectGraderJudge", "next_token_logits",
-           "parse_harmfulness7", "parse_strongreject", "resolve_model", "single_token_id", "truncate_tokens"]
+__all__ = ["STRONGREJECT_FINETUNED_TEMPLATE", "LlamaGuardJudge", "StrongRejectGraderJudge", "next_token_logits",
+           "resolve_model", "single_token_id", "truncate_tokens"]
 
 LLAMA_GUARD_ID = "meta-llama/Llama-Guard-3-8B"
 STRONGREJECT_GRADER_ID = "qylu4156/strongreject-15k-v1"  # Gemma-2B fine-tune (StrongREJECT repo)

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from craft.lclr import LCLRHeads
+from craft.lclr.heads import LCLRHeads
 from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
 
 
