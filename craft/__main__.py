@@ -1,6 +1,6 @@
 """``python -m craft <stage> --config …``: the ``craft`` command (:mod:`craft.cli`)."""
 
-from craft.cli import main
+from craft.cli import console
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(console())

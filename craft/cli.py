@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--config", required=True, help="a params file (params/organism.yaml, params/paper-....yaml)")
         s.add_argument("--run-dir", help="override the params file's run_dir")
         s.add_argument("--no-progress", action="store_true", help="no progress bars")
+        s.add_argument("--debug", action="store_true", help="on an error, the whole traceback, not one line")
         if stage == "r2l":
             s.add_argument("--variant", action="append", help="variant(s) to train (default: r2l.variants)")
             s.add_argument("--seed", action="append", type=int,
@@ -61,12 +62,52 @@ def _summary(stage: str, run) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Run one stage from the command line; print and return its summary."""
+    """Run one stage from the command line; print and return its summary. An error the user can act on
+    (a params file, a missing or stale artifact, a model that will not load, a full disk) ends the
+    command with one ``error: …`` line and exit status 1; ``--debug`` shows the traceback instead."""
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as e:
+        message = error_line(e)
+        if args.debug or message is None:
+            raise
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(1) from None
+
+
+def console() -> int:
+    """The ``craft`` command's entry point: :func:`main`, exit status 0 (its summary is printed, not returned
+    to the shell; ``sys.exit`` of a dict would print it again and exit 1)."""
+    main()
+    return 0
+
+
+def error_line(e: BaseException) -> str | None:
+    """The one line the command prints for ``e``, or None for an error that is a bug (its traceback is
+    what helps then). A full disk is named as such, with the file it could not write."""
+    import errno
+
+    from craft.config import ConfigError
+    from craft.judges import JudgeUnavailableError
+    from craft.models import ModelLoadError
+    from craft.runs import DamagedFileError, RunLockedError, StaleArtifactError
+
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" writing {e.filename}" if e.filename else ""
+        return f"no space left on device{where}: free some space and run the command again (finished work is kept)"
+    known = (ConfigError, StaleArtifactError, RunLockedError, DamagedFileError, ModelLoadError, JudgeUnavailableError,
+             FileNotFoundError, PermissionError, ValueError)
+    if isinstance(e, known):
+        return " ".join(str(e).split("\n")[:1]) if isinstance(e, FileNotFoundError) else str(e).replace("\n", " ")
+    return None
+
+
+def _run(args) -> dict:
     from craft.io import clean_json
     from craft.runs import rank
     from craft.stages import load_params, open_run
 
-    args = parser().parse_args(argv)
     params = load_params(args.config, **({"run_dir": args.run_dir} if args.run_dir else {}))
     run = open_run(params, progress=not args.no_progress)
     if args.stage == "r2l":

@@ -199,15 +199,37 @@ def missing_keys(cls, data: Mapping, where: str = "") -> list[str]:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error (PyYAML keeps
+    the last one without a word, so the first value a reader sees is not the one that runs)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} is written twice in one mapping")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, with errors that say which file and what is wrong."""
+    """Read a YAML mapping, with errors that say which file and what is wrong: missing, not UTF-8,
+    not YAML, a key written twice, empty, or not a mapping at the top."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text ({e}); save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if data is None:
+        raise ConfigError(f"{path} is empty; a params file sets at least source.kind (start from params/organism.yaml "
+                          "or params/paper-qwen3-4b-thinking.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of parameters at the top level")
     return data

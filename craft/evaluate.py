@@ -37,7 +37,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from craft.answers import answers_match, extract_final_answer, parse_final_number
 from craft.config import check_fields, rule
 from craft.io import bar_options
-from craft.judges import HARM_THRESHOLD, Judge, is_refusal
+from craft.judges import HARM_THRESHOLD, Judge, checked_scores, is_refusal
 from craft.models import judged_response, render_prompt, split_reasoning
 from craft.types import Prompt
 
@@ -121,15 +121,17 @@ def judge_records(prompts: Sequence[Prompt], completions: Sequence[str], reasoni
 
     The response judge reads :func:`craft.models.judged_response` (what a user is shown: the
     whole completion when it never closed its reasoning or left the answer empty); ``unfinished``
-    marks completions without ``</think>``. A text the judge could not judge (NaN) has a missing
-    harm verdict (pandas ``boolean`` NA): it counts in no rate and is counted in ``n_judge_failed_*``."""
+    marks completions without ``</think>``. A text the judge could not judge (NaN, or a score out of
+    [0, 1]: :func:`craft.judges.checked_scores`) has a missing harm verdict (pandas ``boolean`` NA): it
+    counts in no rate and is counted in ``n_judge_failed_*``. A judge that returns another number of
+    scores than texts is an error."""
     if len(prompts) != len(completions):
         raise ValueError(f"judge_records: {len(prompts)} prompts but {len(completions)} completions")
     splits = [split_reasoning(c) for c in completions]
     requests = [p.request for p in prompts]
-    r_harm = [1.0 - v for v in reasoning_judge.score(requests, [g.reasoning for g in splits])]
+    r_harm = [1.0 - v for v in checked_scores(reasoning_judge, requests, [g.reasoning for g in splits])]
     shown = [judged_response(c) for c in completions]
-    a_harm = [1.0 - v for v in (response_judge or reasoning_judge).score(requests, shown)]
+    a_harm = [1.0 - v for v in checked_scores(response_judge or reasoning_judge, requests, shown)]
     rows = []
     for p, g, rh, ah in zip(prompts, splits, r_harm, a_harm):
         refused = is_refusal(g.answer)
@@ -146,6 +148,44 @@ def judge_records(prompts: Sequence[Prompt], completions: Sequence[str], reasoni
 
 
 VERDICTS = ("reasoning_harmful", "response_harmful")
+# The typed columns of judge_records (the rest are text): what typed_records restores after a CSV.
+HARM_SCORES = ("reasoning_harm", "response_harm")
+FLAGS = ("unseen_hazard", "closed", "unfinished", "refused", "correct", "over_refused", "helpful")
+
+
+def typed_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Records read back from a CSV read as text where it had to be (``keep_default_na=False``, so
+    that a completion reading "NA" stays text), with their types restored: harm scores as floats (a
+    failed judgement, stored as "", is NaN), flags as bools, verdicts as pandas ``boolean``
+    (:func:`with_ssa`). Raises ``ValueError`` naming the column and row of a value that is none of
+    these (a damaged or truncated file)."""
+    records = records.copy()
+    for col in HARM_SCORES:
+        if col in records and not pd.api.types.is_float_dtype(records[col]):
+            records[col] = [_number(v, col, i) for i, v in enumerate(records[col])]
+    for col in (*FLAGS, *VERDICTS):
+        if col in records and records[col].dtype != bool and str(records[col].dtype) != "boolean":
+            allowed = {True, False, "True", "False"} | ({"", None} if col in VERDICTS else set())
+            bad = [(i, v) for i, v in enumerate(records[col])
+                   if not (v is pd.NA and col in VERDICTS or v in allowed or col in VERDICTS and _is_nan(v))]
+            if bad:
+                raise ValueError(f"column {col!r}, row {bad[0][0] + 1}: {bad[0][1]!r} is not True or False")
+            if col in FLAGS:
+                records[col] = records[col].map(lambda v: v in (True, "True")).astype(bool)
+    return with_ssa(records) if set(VERDICTS) <= set(records) else records
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _number(v, col: str, i: int) -> float:
+    if v == "" or v is None:
+        return float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"column {col!r}, row {i + 1}: {v!r} is not a number") from None
 
 
 def with_ssa(records: pd.DataFrame) -> pd.DataFrame:
@@ -273,6 +313,8 @@ def paper_table(results: pd.DataFrame, average: str = "average") -> pd.DataFrame
                          f"benchmark, attack, {', '.join(PAPER_METRICS)}")
     if average in set(results["benchmark"]):
         raise ValueError(f"a benchmark is named {average!r}; pass another average= name")
+    if results.empty:
+        raise ValueError("no rows to tabulate: the safety table needs results on harmful prompts")
     metrics = list(PAPER_METRICS)
     per_attack = results.groupby(["method", "benchmark", "attack"], sort=False)[metrics].mean()
     per_bench = per_attack.groupby(level=["method", "benchmark"], sort=False).mean()

@@ -113,8 +113,21 @@ def save_json(obj, path: str | Path) -> Path:
     return atomic_write(path, json.dumps(clean_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def load_json(path: str | Path):
-    return json.loads(Path(path).read_text())
+class DamagedFileError(RuntimeError):
+    """A file of a run (a cache, an identity, a history) cannot be read as what it should hold."""
+
+    def __init__(self, path, reason: str, remedy: str = "delete it, and the stage computes it again"):
+        super().__init__(f"{path} is damaged ({reason}); {remedy}")
+        self.path = path
+
+
+def load_json(path: str | Path, remedy: str = "delete it, and the stage that wrote it computes it again"):
+    """The JSON in ``path``; a file that is not JSON (cut short by a crash, a full disk) raises
+    :class:`DamagedFileError` naming it, never a bare ``JSONDecodeError``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:       # JSONDecodeError is a ValueError
+        raise DamagedFileError(path, f"not valid JSON: {e}", remedy) from None
 
 
 def save_figure(fig, stem: str | Path, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -28,7 +29,7 @@ from transformers import (
 )
 
 __all__ = ["DTYPES", "STOP_STRINGS", "ModelLoadError", "SplitGeneration", "judged_response", "load_model",
-           "render_prompt", "split_reasoning"]
+           "plain_text", "render_prompt", "split_reasoning"]
 
 # String names accepted by ``load_model(dtype=...)``; strings keep configs YAML-friendly.
 DTYPES: dict[str, torch.dtype] = {
@@ -122,6 +123,9 @@ def load_model(
             use_safetensors=True,  # never unpickle .bin weights
             trust_remote_code=trust_remote_code,
         )
+    except SafetensorError as e:
+        raise ModelLoadError(f"could not load '{name_or_path}': its safetensors weights are damaged or cut short "
+                             f"({e}); copy or save the checkpoint again") from None
     except (*_HUB_ERRORS, ValueError) as e:  # ValueError: e.g. no tokenizer files in a dir
         if source == expanded and os.path.isdir(expanded):
             raise ModelLoadError(
@@ -130,8 +134,10 @@ def load_model(
             ) from e
         if not isinstance(e, _HUB_ERRORS):
             raise
+        maybe_path = "" if name_or_path.count("/") != 1 else (
+            f" (read as a hub id; as a local path it would be '{os.path.abspath(expanded)}', which does not exist)")
         raise ModelLoadError(
-            f"could not load '{name_or_path}': no local copy and the hub is unreachable; "
+            f"could not load '{name_or_path}'{maybe_path}: no local copy and the hub is unreachable; "
             f"download it on a machine with network (`hf download {name_or_path}`; older "
             f"huggingface_hub: `huggingface-cli download {name_or_path}`) and pass the local "
             f"directory instead"
@@ -147,6 +153,35 @@ def load_model(
     return model, tokenizer
 
 
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def plain_text(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
+    """``text`` made safe to put inside a chat template: every special token it spells out (``<|im_end|>``,
+    ``<|im_start|>``, ...) is broken by a zero-width space after its first character, so that it is
+    tokenised as ordinary text and a prompt can never close its own turn or open an assistant turn of its
+    own. A lone surrogate (not valid Unicode text) is an error that says where it is. Text without either
+    is returned unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"text {text[:60]!r} holds a lone surrogate (U+{ord(text[e.start]):04X}) at character "
+                         f"{e.start}: it is not valid Unicode; decode the data with errors='replace' (or fix its "
+                         "encoding)") from None
+    for token in _special_strings(tokenizer):
+        if token in text:
+            text = text.replace(token, token[0] + ZERO_WIDTH_SPACE + token[1:])
+    return text
+
+
+def _special_strings(tokenizer) -> list[str]:
+    """The special tokens of ``tokenizer`` as text (longest first), added special tokens included."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", {}).values()
+    tokens |= {t.content for t in added if getattr(t, "special", False)}
+    return sorted((t for t in tokens if len(t) > 1), key=len, reverse=True)
+
+
 def render_prompt(
     tokenizer: PreTrainedTokenizerBase, user_text: str, system: str | None = None
 ) -> str:
@@ -154,15 +189,15 @@ def render_prompt(
 
     Args:
         tokenizer: a tokenizer with a chat template.
-        user_text: the user message.
+        user_text: the user message (its special-token text is escaped: :func:`plain_text`).
         system: optional system message, prepended when given.
 
     Returns:
         The templated text including the generation prompt (for R1-style
         templates this already ends with ``<think>\\n``).
     """
-    messages = [] if system is None else [{"role": "system", "content": system}]
-    messages.append({"role": "user", "content": user_text})
+    messages = [] if system is None else [{"role": "system", "content": plain_text(tokenizer, system)}]
+    messages.append({"role": "user", "content": plain_text(tokenizer, user_text)})
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 

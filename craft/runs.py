@@ -21,9 +21,11 @@ process ends, however it ends.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,12 +36,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from craft.config import diff
-from craft.io import atomic_write
+from craft.io import DamagedFileError, atomic_write, load_json
 
-__all__ = ["Artifact", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process", "json_hash",
+__all__ = ["Artifact", "DamagedFileError", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process",
+           "json_hash",
            "last_complete_checkpoint", "locked", "model_fingerprint", "train"]
 
 IDENTITY, DONE, LOCK = "identity.json", "DONE", ".lock"
+log = logging.getLogger(__name__)
 _HASH_MEMO: dict[tuple, str] = {}
 
 
@@ -49,6 +53,8 @@ class StaleArtifactError(RuntimeError):
 
 class RunLockedError(RuntimeError):
     """Another process is working in this folder."""
+
+
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -127,7 +133,13 @@ def locked(folder: str | Path, wait: bool = False) -> Iterator[None]:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK, "a+")
+    try:     # never through a symbolic link: a planted link would have its target truncated and written
+        handle = os.fdopen(os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a+")
+    except OSError:
+        if (folder / LOCK).is_symlink():
+            raise RunLockedError(f"{folder / LOCK} is a symbolic link; a lock file must be a plain file: remove "
+                                 "the link and run again") from None
+        raise
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -152,23 +164,42 @@ class Artifact:
 
     ``identity`` is a JSON-able mapping: settings, and content hashes of the inputs. ``recompute``:
     True for caches (a changed identity empties the folder), False for trained artifacts (a changed
-    identity raises :class:`StaleArtifactError`).
+    identity raises :class:`StaleArtifactError`). ``ignore``: dotted keys of the identity that do not
+    decide this artifact (an output-only run does not read ``r2l.w_cons``): they are recorded but not
+    compared, so changing them refuses nothing.
     """
 
-    def __init__(self, path: str | Path, identity: Mapping, *, recompute: bool = False, what: str = "artifact"):
+    def __init__(self, path: str | Path, identity: Mapping, *, recompute: bool = False, what: str = "artifact",
+                 ignore: tuple[str, ...] = ()):
         self.path, self.identity, self.recompute, self.what = Path(path), dict(identity), recompute, what
+        self.ignore = tuple(ignore)
 
     @property
     def done(self) -> bool:
         """Finished, with exactly this identity."""
         return (self.path / DONE).is_file() and self._stored() == self._canonical()
 
-    def _canonical(self) -> dict:
+    def _full(self) -> dict:
         return json.loads(json.dumps(self.identity, sort_keys=True, default=str))
+
+    def _drop_ignored(self, identity: dict) -> dict:
+        for dotted in self.ignore:
+            *parents, key = dotted.split(".")
+            node = identity
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(key, None)
+        return identity
+
+    def _canonical(self) -> dict:
+        return self._drop_ignored(self._full())
 
     def _stored(self) -> dict | None:
         f = self.path / IDENTITY
-        return json.loads(f.read_text()) if f.is_file() else None
+        if not f.is_file():
+            return None
+        return self._drop_ignored(load_json(f, "delete that folder, and its stage makes it again"))
 
     def changes(self) -> list[str]:
         """``key: old -> new`` for every difference between the stored identity and this one."""
@@ -180,29 +211,44 @@ class Artifact:
     def claim(self) -> bool:
         """Make the folder this artifact's; True if it is already finished (load, do not redo).
 
-        A folder of another identity is emptied (``recompute``) or refused; a folder with files but
-        no identity (not made by this package, or by an older version) is refused too.
+        A folder of another identity is emptied (``recompute``) or refused; an unfinished one (a run
+        that crashed or was stopped under other settings) is moved aside to ``<folder>.unfinished-<time>``
+        so that it never blocks the corrected run and nothing is lost; a folder with files but no
+        identity (not made by this package, or by an older version) is refused.
         """
         stored = self._stored()
         foreign = stored is None and self.path.is_dir() and any(
             p.name not in (LOCK,) for p in self.path.iterdir())
         if stored is not None and stored != self._canonical() or foreign:
             why = "\n  ".join(self.changes()) if stored is not None else "it has no identity.json"
-            if not self.recompute:
+            if not self.recompute and (foreign or (self.path / DONE).is_file()):
                 raise StaleArtifactError(
                     f"{self.path} holds a {self.what} made from other settings or inputs:\n  {why}\n"
                     f"Nothing was changed. Delete that folder to make it again with the new settings, or "
                     f"choose another run_dir to keep both.")
             if is_main_process():
-                for p in self.path.iterdir():
-                    if p.name != LOCK:
-                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+                self._clear(keep=not self.recompute, why=why)
         elif self.done:
             return True
         if is_main_process():
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path / IDENTITY, json.dumps(self._canonical(), indent=2, sort_keys=True) + "\n")
+            atomic_write(self.path / IDENTITY, json.dumps(self._full(), indent=2, sort_keys=True) + "\n")
         return False
+
+    def _clear(self, keep: bool, why: str) -> None:
+        """Empty the folder (its lock stays); with ``keep``, into a sibling folder instead of deleting."""
+        aside = self.path.with_name(f"{self.path.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+        if keep:
+            log.warning("%s holds an unfinished %s of other settings (%s); moved to %s", self.path, self.what,
+                        why.replace("\n  ", "; "), aside)
+            aside.mkdir(parents=True, exist_ok=True)
+        for p in self.path.iterdir():
+            if p.name == LOCK:
+                continue
+            if keep:
+                shutil.move(str(p), aside / p.name)
+            else:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def finish(self) -> None:
         """Mark the artifact finished (main process only)."""
@@ -265,6 +311,27 @@ def train(trainer, resume: bool = True):
     half-written when a run was killed is skipped, not resumed into). Any transformers ``Trainer``
     works (R2L's GRPO and the baselines' SFT and DPO). Returns its ``TrainOutput``."""
     last = last_complete_checkpoint(trainer.args.output_dir) if resume else None
-    with warnings.catch_warnings():   # TRL 1.16 still calls this deprecated name when it saves a checkpoint
+    with warnings.catch_warnings(), _disk_errors_named(trainer.args.output_dir):
+        # TRL 1.16 still calls this deprecated name when it saves a checkpoint
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         return trainer.train(resume_from_checkpoint=last)
+
+
+# what torch's zip writer says when a checkpoint cannot be written out (a full disk, among others)
+_TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "inline_container")
+
+
+@contextlib.contextmanager
+def _disk_errors_named(folder: str | Path, need_bytes: int = 64 << 20) -> Iterator[None]:
+    """A checkpoint write that fails on a (nearly) full disk raises torch's ``unexpected pos ...``; say
+    what it is: ``OSError(ENOSPC)`` naming the folder. Other errors pass through unchanged."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not any(s in str(e) for s in _TORCH_WRITE_FAILURES):
+            raise
+        free = shutil.disk_usage(Path(folder) if Path(folder).exists() else Path(folder).parent).free
+        if free >= need_bytes:
+            raise
+        raise OSError(errno.ENOSPC, f"no space left on device ({free >> 20} MiB free) while writing a checkpoint",
+                      str(folder)) from e

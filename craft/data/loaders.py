@@ -10,6 +10,7 @@ tables or empty texts. Text is returned unmodified; ``attrs`` records ``benchmar
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from craft.data.sources import Spec, resolve
 
-__all__ = ["as_int", "load_gsm8k", "load_jbb_behaviors", "load_math500", "load_strongreject",
+__all__ = ["as_bool", "as_int", "load_gsm8k", "load_jbb_behaviors", "load_math500", "load_strongreject",
            "load_xstest", "read_table"]
 
 _GH = "https://raw.githubusercontent.com"
@@ -71,6 +72,7 @@ def read_table(file: Path) -> pd.DataFrame:
     suffix = file.suffix.lower()
     try:
         if suffix == ".csv":
+            _check_csv_rows(file)
             df = pd.read_csv(file, dtype=str, keep_default_na=False)
         elif suffix == ".jsonl":
             df = pd.DataFrame.from_records(_json_objects(file))
@@ -85,6 +87,18 @@ def read_table(file: Path) -> pd.DataFrame:
             UnicodeDecodeError, TypeError) as e:
         raise ValueError(f"{file}: could not be parsed as {suffix.lstrip('.')} ({e})") from e
     return _lower_columns(df, file)
+
+
+def _check_csv_rows(file: Path) -> None:
+    """Every row of a CSV has the header's number of fields. pandas reads a first data row with one
+    field too many as an index, shifting every value of that row one column to the left, without a word."""
+    with open(file, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        width = len(next(reader, []))
+        for row in reader:
+            if row and len(row) != width:
+                raise ValueError(f"{file}: line {reader.line_num} has {len(row)} fields where the header has "
+                                 f"{width} (an unquoted comma?)")
 
 
 def _lower_columns(df: pd.DataFrame, file: Path) -> pd.DataFrame:
@@ -118,6 +132,24 @@ def _finish(df: pd.DataFrame, file: Path, benchmark: str, text_col: str) -> pd.D
         raise ValueError(f"{file}: {benchmark} needs a non-empty {text_col!r} in every row")
     df.attrs.update(benchmark=benchmark, source=str(file))
     return df
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def as_bool(s: pd.Series, file: Path, name: str) -> pd.Series:
+    """``s`` as bool, strictly: True / False, 1 / 0 and the texts true / false, yes / no, 1 / 0 (any case);
+    anything else (an empty cell, "maybe", 2) is a ``ValueError`` naming ``file``, column ``name`` and the row.
+    (``astype(bool)`` would read every non-empty text, "false" included, as True.)"""
+    out = []
+    for i, v in enumerate(s, 1):
+        text = str(v).strip().lower() if not isinstance(v, bool) else str(v).lower()
+        if isinstance(v, float) and v != v:       # NaN: a missing value
+            text = ""
+        if text not in _TRUE + _FALSE:
+            raise ValueError(f"{file}: column {name!r}, row {i}: {v!r} is not a boolean (true/false, yes/no, 1/0)")
+        out.append(text in _TRUE)
+    return pd.Series(out, index=s.index, dtype=bool)
 
 
 def as_int(s: pd.Series, file: Path, name: str) -> pd.Series:

@@ -22,10 +22,13 @@ from craft.judges.base import (
     REFUSAL_MARKERS,
     Judge,
     JudgeStats,
+    JudgeUnavailableError,
     RefusalStringJudge,
     check_lengths,
+    checked_scores,
     finalise,
     is_refusal,
+    valid_probability,
 )
 from craft.judges.rubrics import (
     HARMFULNESS7_RUBRIC,
@@ -36,5 +39,5 @@ from craft.judges.rubrics import (
 )
 
 __all__ = ["FAILED", "HARMFULNESS7_RUBRIC", "HARM_THRESHOLD", "REFUSAL_MARKERS", "RUBRICS", "STRONGREJECT_RUBRIC",
-           "ApiJudge", "Judge", "JudgeStats", "RefusalStringJudge", "check_lengths", "finalise", "is_refusal",
-           "parse_harmfulness7", "parse_strongreject"]
+           "ApiJudge", "Judge", "JudgeStats", "JudgeUnavailableError", "RefusalStringJudge", "check_lengths",
+           "checked_scores", "finalise", "is_refusal", "parse_harmfulness7", "parse_strongreject", "valid_probability"]

@@ -32,6 +32,7 @@ import torch
 
 from craft.judges.base import JudgeStats, check_lengths, finalise
 from craft.judges.local import next_token_logits, resolve_model, single_token_id, truncate_tokens
+from craft.models import plain_text
 
 __all__ = ["QWEN3GUARD_LABELS", "REASONINGSHIELD_SYSTEM", "REASONINGSHIELD_USER", "Qwen3GuardJudge",
            "ReasoningShieldJudge", "greedy_generate", "label_token_ids", "parse_reasoningshield"]
@@ -99,6 +100,7 @@ class Qwen3GuardJudge:
 
     def format(self, prompt: str, text: str) -> str:
         """The exact text the judge model reads for one (prompt, response) pair."""
+        prompt, text = plain_text(self.tokenizer, prompt), plain_text(self.tokenizer, text)   # no turn of their own
         chat = [{"role": "user", "content": prompt},
                 {"role": "assistant", "content": truncate_tokens(self.tokenizer, text, self.max_response_tokens)}]
         rendered = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
@@ -194,9 +196,10 @@ class ReasoningShieldJudge:
 
     def format(self, prompt: str, text: str) -> str:
         """The exact text the judge model reads for one (query, thought) pair."""
-        thought = truncate_tokens(self.tokenizer, text, self.max_response_tokens)
+        thought = truncate_tokens(self.tokenizer, plain_text(self.tokenizer, text), self.max_response_tokens)
+        query = plain_text(self.tokenizer, prompt)
         chat = [{"role": "system", "content": self.system_prompt},
-                {"role": "user", "content": REASONINGSHIELD_USER.format(query=prompt, thought=thought)}]
+                {"role": "user", "content": REASONINGSHIELD_USER.format(query=query, thought=thought)}]
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     def score(self, prompts: Sequence[str], texts: Sequence[str]) -> list[float]:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from craft.judges.base import JudgeStats, check_lengths, finalise
-from craft.models import load_model
+from craft.models import load_model, plain_text
 
 __all__ = ["STRONGREJECT_FINETUNED_TEMPLATE", "LlamaGuardJudge", "StrongRejectGraderJudge", "next_token_logits",
            "resolve_model", "single_token_id", "truncate_tokens"]
@@ -121,6 +121,7 @@ class LlamaGuardJudge:
 
     def format(self, prompt: str, text: str) -> str:
         """The exact text the judge model reads for one (prompt, response) pair."""
+        prompt, text = plain_text(self.tokenizer, prompt), plain_text(self.tokenizer, text)   # no turn of their own
         chat = [{"role": "user", "content": prompt},
                 {"role": "assistant", "content": truncate_tokens(self.tokenizer, text, self.max_response_tokens)}]
         return self.tokenizer.apply_chat_template(chat, tokenize=False) + self.response_prefix
@@ -173,8 +174,9 @@ class StrongRejectGraderJudge:
         self.stats = JudgeStats()
 
     def format(self, prompt: str, text: str) -> str:
-        response = truncate_tokens(self.tokenizer, text, self.max_response_tokens)
-        return STRONGREJECT_FINETUNED_TEMPLATE.format(forbidden_prompt=prompt, response=response)
+        response = truncate_tokens(self.tokenizer, plain_text(self.tokenizer, text), self.max_response_tokens)
+        return STRONGREJECT_FINETUNED_TEMPLATE.format(forbidden_prompt=plain_text(self.tokenizer, prompt),
+                                                      response=response)
 
     def harmfulness(self, prompts: Sequence[str], texts: Sequence[str]) -> torch.Tensor:
         """(N,) StrongREJECT score in [0, 1] (may hold NaN where the logits were not finite)."""

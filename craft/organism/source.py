@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from craft.io import load_json
 from craft.models import load_model
 from craft.organism.config import OrganismSourceConfig
 from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
@@ -56,7 +57,8 @@ class OrganismSource:
 
     @cached_property
     def world(self) -> World:
-        return World.from_dict(json.loads(self._need("world.json").read_text()))
+        return World.from_dict(load_json(self._need("world.json"), "delete the organism's folder and run notebook 00 "
+                                         "again"))
 
     def fingerprint(self) -> dict:
         """Content hash of the world every prompt and trace comes from."""

@@ -12,14 +12,16 @@ with the reasoning judge (inter-judge agreement), never used in a reward or a me
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from craft.config import ConfigError, check_fields, rule
+from craft.runs import model_fingerprint
 
 __all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "MODEL_JUDGE_KINDS", "JudgeSpec",
-           "PaperSourceConfig", "make_judge"]
+           "PaperSourceConfig", "judge_identity", "make_judge"]
 
 JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api", "qwen3guard", "reasoningshield")
 MODEL_JUDGE_KINDS = ("llama_guard", "strongreject_grader", "qwen3guard", "reasoningshield")   # need `model`
@@ -92,6 +94,22 @@ class PaperSourceConfig:
                                   "(it names columns)")
             if not isinstance(spec, JudgeSpec):
                 raise ConfigError(f"agreement_judges.{name}: expected a judge spec, got {type(spec).__name__}")
+
+
+def judge_identity(spec: JudgeSpec) -> dict:
+    """What decides the verdicts of the judge ``spec`` describes, for caches and run identities: its
+    settings, and what a path or a name alone does not pin down. A model judge adds its weights'
+    fingerprint (:func:`craft.runs.model_fingerprint`: the content hash of a local checkpoint, so one
+    rebuilt in place is another judge; the commit of a cached hub snapshot); an API judge the endpoint and
+    the model it calls, taken from the environment where the spec leaves them empty, as
+    :class:`craft.judges.api.ApiJudge` does."""
+    out = asdict(spec)
+    if spec.kind in MODEL_JUDGE_KINDS:
+        out["fingerprint"] = model_fingerprint(spec.model)
+    elif spec.kind == "api":
+        out["base_url"] = os.environ.get("CRAFT_JUDGE_BASE_URL", "").rstrip("/")
+        out["model"] = spec.model or os.environ.get("CRAFT_JUDGE_MODEL", "")
+    return out
 
 
 def make_judge(spec: JudgeSpec, device: str | None = None):

@@ -20,9 +20,10 @@ import torch
 from craft import io
 from craft.attacks.fixed import FUZZ_SYNONYM_GROUPS, PAP_TECHNIQUES, apply_attack
 from craft.data import benchmarks as bench
+from craft.data.loaders import as_bool, read_table
 from craft.data.r2d import convert_r2d, load_r2d
 from craft.models import load_model
-from craft.paper.config import JudgeSpec, PaperSourceConfig, make_judge
+from craft.paper.config import JudgeSpec, PaperSourceConfig, judge_identity, make_judge
 from craft.runs import content_hash, model_fingerprint
 from craft.types import LABEL_NAMES, LabelledTrace, Prompt
 
@@ -147,11 +148,14 @@ class PaperSource:
             if not path.is_file():
                 raise FileNotFoundError(f"source.train_prompts: {path} does not exist (use r2d, or a .jsonl/.csv "
                                         "file with a prompt column)")
-            df = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
-            df.columns = [c.lower() for c in df.columns]
+            df = read_table(path)                   # CSV as text: "false" stays a word for as_bool
             if "prompt" not in df.columns:
                 raise ValueError(f"{path}: needs a prompt column, found {list(df.columns)}")
-            rows = list(zip(df["prompt"].astype(str), df.get("harmful", pd.Series([True] * len(df))).astype(bool)))
+            empty = [i for i, v in enumerate(df["prompt"], 1) if not isinstance(v, str) or not v.strip()]
+            if empty:
+                raise ValueError(f"{path}: row {empty[0]} has no prompt (null or empty); every row needs one")
+            harmful = as_bool(df["harmful"], path, "harmful") if "harmful" in df else [True] * len(df)
+            rows = list(zip(df["prompt"], harmful))
         rows = rows[:self.cfg.max_train_prompts or None]
         random.Random(seed).shuffle(rows)
         return [Prompt(t, "harmful" if h else "benign", "direct" if h else "benign", "direct" if h else "benign",
@@ -227,8 +231,9 @@ class PaperSource:
         return out
 
     def judge_identity(self) -> dict:
-        from dataclasses import asdict
-        return {role: asdict(getattr(self.cfg, f"{role}_judge")) for role in ("reward", "reasoning", "response")}
+        """Per role, what decides its verdicts (:func:`craft.paper.config.judge_identity`)."""
+        roles = ("reward", "reasoning", "response")
+        return {role: judge_identity(getattr(self.cfg, f"{role}_judge")) for role in roles}
 
     def baseline_data(self, method: str, n: int, seed: int):
         raise ValueError(f"the {method} baseline needs training data the paper's baselines (STAR-1, SafeChain, "

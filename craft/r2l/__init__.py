@@ -24,7 +24,9 @@ from craft.r2l.trainer import (
     lora_config,
     make_prompt_dataset,
     rollout_for,
+    text_judge,
 )
 
 __all__ = ["GRPO_RESERVED", "VARIANTS", "PeriodicEval", "R2LConfig", "build_rewards", "build_trainer", "grpo_config",
-           "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for", "variant_weights"]
+           "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for", "text_judge",
+           "variant_weights"]

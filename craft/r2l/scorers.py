@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from craft.judges import HARM_THRESHOLD, Judge
+from craft.judges import HARM_THRESHOLD, Judge, JudgeUnavailableError, checked_scores
 from craft.latents import CLOSE_TAG, LatentSpec, TraceBatch, close_token_id, latents, reasoning_span_mask
 from craft.lclr import LCLRHeads
 from craft.models import judged_response, split_reasoning
@@ -84,13 +85,6 @@ def harmful_flags(kwargs: dict, n: int) -> list[bool] | None:
 def mean(values: Sequence[float]) -> float:
     """The plain mean of a non-empty list (a logged rate)."""
     return float(sum(values) / len(values))
-
-
-def _valid_probability(v) -> bool:
-    try:
-        return v is not None and 0.0 <= float(v) <= 1.0   # NaN fails both comparisons
-    except (TypeError, ValueError):
-        return False
 
 
 # ----------------------------------------------------------------------------- latent scorer
@@ -241,22 +235,23 @@ class TextJudge:
 
     def __init__(self, judge: Judge, judge_reasoning: bool = True):
         self.judge, self.judge_reasoning = judge, judge_reasoning
-        self.failures = 0
+        self.failures = self.calls = 0      # texts it could not judge, of the texts it was asked to
         self.ssa_count, self.harmful_count = 0, 0
         self.unfinished_count, self.completion_count = 0, 0
         self._key, self._batch = None, None
 
     def _score(self, prompts: list[str], texts: list[str]) -> tuple[list[float], list[bool]]:
         try:
-            raw = list(self.judge.score(prompts, texts))
-            if len(raw) != len(texts):
-                raise ValueError(f"judge returned {len(raw)} scores for {len(texts)} texts")
+            raw = checked_scores(self.judge, prompts, texts)
+        except JudgeUnavailableError:
+            raise                # no judge at all: stop training, not pay a neutral reward for every text
         except Exception as e:   # any judge error is a neutral score, counted and logged
             log.warning("judge %s failed on a batch of %d texts: %r", getattr(self.judge, "name", "?"), len(texts), e)
-            raw = [None] * len(texts)
-        ok = [_valid_probability(v) for v in raw]
+            raw = [math.nan] * len(texts)
+        ok = [not math.isnan(v) for v in raw]
         self.failures += ok.count(False)
-        return [float(v) if good else NEUTRAL for v, good in zip(raw, ok)], ok
+        self.calls += len(texts)
+        return [v if good else NEUTRAL for v, good in zip(raw, ok)], ok
 
     def scores(self, prompts: Sequence, completions: Sequence, step: int | None = None,
                harmful: Sequence[bool] | None = None, log_metric=None) -> JudgedBatch:

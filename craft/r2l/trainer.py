@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import random
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,21 +31,24 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_utils import SaveStrategy, SchedulerType
+from transformers.training_args import OptimizerNames
 from trl import GRPOConfig, GRPOTrainer
 
 from craft.config import ConfigError, check_fields, check_value, coerce, rule
-from craft.io import atomic_write
+from craft.io import atomic_write, load_json
 from craft.judges import Judge
 from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
-from craft.r2l.rewards import VARIANTS, build_rewards
+from craft.models import plain_text
+from craft.r2l.rewards import VARIANTS, build_rewards, variant_weights
 from craft.r2l.rollout import CapturingRollout
-from craft.r2l.scorers import LatentScorer, random_heads
+from craft.r2l.scorers import LatentScorer, TextJudge, random_heads
 from craft.runs import is_main_process
 from craft.types import Prompt
 
 __all__ = ["GRPO_RESERVED", "PeriodicEval", "R2LConfig", "build_trainer", "grpo_config", "latent_scorer",
-           "lora_config", "make_prompt_dataset", "rollout_for"]
+           "lora_config", "make_prompt_dataset", "rollout_for", "text_judge"]
 
 # GRPOConfig keys that craft sets itself (from the variant, the device, the run), never from ``grpo``.
 GRPO_RESERVED = ("output_dir", "reward_weights", "use_cpu", "bf16", "fp16", "report_to", "disable_tqdm", "seed",
@@ -56,7 +60,16 @@ _GRPO_RULES = {"max_steps": rule(ge=1), "learning_rate": rule(gt=0), "beta": rul
                "gradient_accumulation_steps": rule(ge=1), "temperature": rule(gt=0), "top_p": rule(gt=0, le=1),
                "max_completion_length": rule(ge=1), "epsilon": rule(ge=0), "epsilon_high": rule(ge=0),
                "save_steps": rule(gt=0), "logging_steps": rule(gt=0), "vllm_gpu_memory_utilization": rule(gt=0, le=1),
-               "vllm_mode": rule(choices=("colocate", "server"))}
+               "vllm_mode": rule(choices=("colocate", "server")),
+               # TRL 1.16 reads these only at the first training step (a typo would fail there, after the set-up):
+               # the values its docs and code accept, checked at load
+               "loss_type": rule(choices=("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")),
+               "importance_sampling_level": rule(choices=("token", "sequence")),
+               "scale_rewards": rule(choices=("group", "batch", "none")),
+               "multi_objective_aggregation": rule(choices=("sum_then_normalize", "normalize_then_sum")),
+               "lr_scheduler_type": rule(choices=tuple(s.value for s in SchedulerType)),
+               "optim": rule(choices=tuple(o.value for o in OptimizerNames)),
+               "save_strategy": rule(choices=tuple(s.value for s in SaveStrategy))}
 _SIMPLE = (int, float, str, bool, int | None, float | None, str | None)
 
 
@@ -101,6 +114,14 @@ class R2LConfig:
             raise ConfigError(f"variant: {self.variant!r} is not one of {list(VARIANTS)}")
         check_fields(self)
         _check_grpo(self.grpo)
+        weights = variant_weights(self.variant, self.weights, self.task_reward)
+        if not any(weights):
+            raise ConfigError(f"variant {self.variant!r}: every reward weight it uses is 0 ({weights}); nothing would "
+                              "be learned (set w_lat, w_txt, w_cons or task_reward)")
+        try:      # what TRL's own GRPOConfig refuses (e.g. a batch that does not hold whole groups), now, not at train
+            grpo_config(self, os.path.join(tempfile.gettempdir(), "craft-grpo-check"), weights)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"grpo: trl.GRPOConfig refuses these values: {e}") from None
 
     @property
     def steps(self) -> int:
@@ -143,12 +164,14 @@ def lora_config(cfg: R2LConfig):
                       target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def make_prompt_dataset(prompts: Sequence[Prompt]) -> Dataset:
+def make_prompt_dataset(prompts: Sequence[Prompt], tokenizer: PreTrainedTokenizerBase | None = None) -> Dataset:
     """Conversational ``prompt`` plus the columns the rewards read (TRL passes each one to every
     reward as a kwarg, one value per completion): ``harmful``, ``kind``, ``family``, ``regime``,
-    ``target``."""
+    ``target``. With the policy's ``tokenizer`` the prompt text is :func:`craft.models.plain_text`: special
+    tokens it spells out are escaped, so TRL's chat template never reads them as turn markers."""
+    text = (lambda s: plain_text(tokenizer, s)) if tokenizer is not None else (lambda s: s)
     return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": p.text}], "harmful": p.kind == "harmful",
+        {"prompt": [{"role": "user", "content": text(p.text)}], "harmful": p.kind == "harmful",
          "kind": p.kind, "family": p.family, "regime": p.regime, "target": p.target}
         for p in prompts])
 
@@ -206,6 +229,14 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
     return trainer
 
 
+def text_judge(trainer: GRPOTrainer) -> TextJudge | None:
+    """The :class:`craft.r2l.scorers.TextJudge` shared by ``trainer``'s text and consistency rewards."""
+    for f in trainer.reward_funcs:
+        if isinstance(getattr(f, "text", None), TextJudge):
+            return f.text
+    return None
+
+
 def latent_scorer(trainer: GRPOTrainer) -> LatentScorer | None:
     """The :class:`craft.r2l.scorers.LatentScorer` shared by ``trainer``'s rewards (None for output-only)."""
     for f in trainer.reward_funcs:
@@ -233,8 +264,7 @@ class PeriodicEval(TrainerCallback):
         self.every, self.fn, self.at_end, self.path = every, fn, at_end, path
         self.results: list[dict] = []
         if path is not None and os.path.exists(path):
-            with open(path) as f:
-                self.results = json.load(f)
+            self.results = load_json(path)
 
     def _save(self) -> None:
         if self.path is not None and is_main_process():

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
-from craft.evaluate import GenerationSettings, generate, judge_records, with_ssa
+from craft.evaluate import GenerationSettings, generate, judge_records
 from craft.io import atomic_write
-from craft.runs import Artifact, json_hash
+from craft.runs import Artifact, json_hash, locked
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
-from craft.stages.completions import RECORD_RULES
+from craft.stages.completions import RECORD_RULES, read_records
 from craft.stages.r2l import R2L_MAKER, finished_policies
 from craft.types import Prompt
 
@@ -157,23 +157,24 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt,
                 "goals": json_hash([(g.text, t) for g, t in goals]), "rules": RECORD_RULES}
     artifact = Artifact(folder, identity, recompute=True, what="adaptive-attack result")
     files = [folder / f for f in ("searches.csv", "records.csv", "fuzz_history.csv")]
-    if not artifact.claim():
-        model, tok = run.source.load_policy(path)
-        searches, history = _search(run, model, tok, goals, seed)
-        records = _evaluate(run, model, tok, [g for g, _ in goals], searches, seed)
-        del model
-        free_memory()
-        for frame, f in zip((searches, records, history), files):
-            if len(frame):                   # no fuzz_history.csv when the fuzzer did not run
-                atomic_write(f, frame.to_csv(index=False))
-        artifact.finish()
-    searches, records = (pd.read_csv(f, keep_default_na=False) for f in files[:2])
+    with locked(folder):                     # a second process attacking this unit is refused, not mixed in
+        if not artifact.claim():
+            model, tok = run.source.load_policy(path)
+            searches, history = _search(run, model, tok, goals, seed)
+            records = _evaluate(run, model, tok, [g for g, _ in goals], searches, seed)
+            del model
+            free_memory()
+            for frame, f in zip((searches, records, history), files):
+                if len(frame):                   # no fuzz_history.csv when the fuzzer did not run
+                    atomic_write(f, frame.to_csv(index=False))
+            artifact.finish()
+    searches, records = pd.read_csv(files[0], keep_default_na=False), read_records(files[1])
     for col in ("loss", "initial_loss", "seconds", "queries"):    # "" where an attack has no such number
         if col in searches:
             searches[col] = pd.to_numeric(searches[col], errors="coerce")
     history = pd.read_csv(files[2]) if files[2].is_file() else pd.DataFrame()
     tag = dict(policy=policy, seed=seed)
-    return (searches.assign(**tag), with_ssa(records).assign(**tag),
+    return (searches.assign(**tag), records.assign(**tag),
             history.assign(**tag) if len(history) else history)
 
 

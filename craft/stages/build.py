@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from craft.evaluate import GenerationSettings, generate
-from craft.io import atomic_write
+from craft.io import atomic_write, load_json
 from craft.models import split_reasoning
 from craft.runs import Artifact, is_main_process, locked
 from craft.stages.common import Run, free_memory
@@ -52,10 +52,10 @@ def _organism(run: Run) -> BuildResult:
             if is_main_process():
                 atomic_write(folder / "build.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
             artifact.finish()
-    logs = {name: json.loads((folder / f"{log}.json").read_text())
+    logs = {name: load_json(folder / f"{log}.json")
             for name, log in (("model", "sft_log"), ("twin_model", "twin_sft_log"))
             if (folder / f"{log}.json").is_file()}
-    return BuildResult(json.loads((folder / "build.json").read_text()), logs, cached)
+    return BuildResult(load_json(folder / "build.json"), logs, cached)
 
 
 def _paper(run: Run, probe_prompts=("What is 17 + 25?",)) -> BuildResult:
@@ -74,9 +74,9 @@ def _paper(run: Run, probe_prompts=("What is 17 + 25?",)) -> BuildResult:
             "hidden_size": model.config.hidden_size, "dtype": source.cfg.dtype,
             "closed_think": all(s.closed for s in splits), "answer": splits[0].answer[:200]}
     folder = run.stage_dir("build")
-    if is_main_process():
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / "policy.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    with locked(folder):
+        if is_main_process():
+            atomic_write(folder / "policy.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     del model
     free_memory()
     return BuildResult(info)

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from craft.evaluate import GenerationSettings, generate, judge_records, with_ssa
-from craft.io import atomic_write
-from craft.runs import Artifact, is_main_process, json_hash, locked
+from craft.evaluate import GenerationSettings, generate, judge_records, typed_records
+from craft.io import atomic_write, load_json
+from craft.runs import Artifact, DamagedFileError, is_main_process, json_hash, locked
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
 from craft.types import Prompt
 
@@ -26,7 +26,7 @@ from craft.types import Prompt
 # craft.models.judged_response; a failed judgement is a missing verdict, not 0.5).
 RECORD_RULES = 2
 
-__all__ = ["RECORD_RULES", "evaluate_model", "evaluate_policies"]
+__all__ = ["RECORD_RULES", "evaluate_model", "evaluate_policies", "read_records"]
 
 
 def evaluate_model(model, tokenizer, prompts: Sequence[Prompt], judges: Mapping,
@@ -34,6 +34,19 @@ def evaluate_model(model, tokenizer, prompts: Sequence[Prompt], judges: Mapping,
     """Generate one completion per prompt with an in-memory policy and judge it (no cache)."""
     texts = generate(model, tokenizer, [p.text for p in prompts], settings, progress=progress)
     return judge_records(prompts, texts, judges["reasoning"], judges["response"])
+
+
+def read_records(path, n_rows: int | None = None) -> pd.DataFrame:
+    """Judged records cached as CSV, with their types (:func:`craft.evaluate.typed_records`: a failed
+    judgement comes back as a missing verdict). A file that is not that, or holds other than
+    ``n_rows`` rows, raises :class:`~craft.runs.DamagedFileError` naming it: never read silently."""
+    try:
+        records = pd.read_csv(path, keep_default_na=False)
+        if n_rows is not None and len(records) != n_rows:
+            raise ValueError(f"{len(records)} rows where {n_rows} were written")
+        return typed_records(records)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DamagedFileError(path, str(e)) from None
 
 
 def _cache(run: Run, name: str, policy: str, prompts: Sequence[Prompt], settings: GenerationSettings) -> Artifact:
@@ -56,7 +69,7 @@ def _completions(run: Run, name: str, policy: str, prompts: Sequence[Prompt], se
             if is_main_process():
                 atomic_write(folder / "completions.json", json.dumps({"policy": str(policy), "completions": texts}))
             artifact.finish()
-    return folder, json.loads((folder / "completions.json").read_text())["completions"]
+    return folder, load_json(folder / "completions.json")["completions"]
 
 
 def _sample(run: Run, name: str, policy: str, prompts: Sequence[Prompt], settings: GenerationSettings) -> None:
@@ -84,7 +97,7 @@ def evaluate_policies(run: Run, policies: Mapping[str, str], prompts: Sequence[P
         path = folder / f"records-{json_hash(key)[:12]}.csv"
         with locked(folder, wait=True):
             if path.is_file():
-                records = with_ssa(pd.read_csv(path, keep_default_na=False))
+                records = read_records(path, len(prompts))
             else:
                 judges = {r: j or run.source.judge(r) for r, j in judges.items()}
                 records = judge_records(prompts, texts, judges["reasoning"], judges["response"])

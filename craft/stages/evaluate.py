@@ -71,7 +71,12 @@ def evaluate_stage(run: Run, methods: Mapping[str, str] | None = None) -> Evalua
     ``records``, per-method ``summary`` (:func:`craft.evaluate.summary_metrics`), the paper-layout
     ``table`` and its ``headline`` metrics."""
     methods = dict(methods or default_methods(run))
-    records = evaluate_policies(run, methods, workers=run.params.evaluate.workers)
+    prompts = run.source.eval_prompts()
+    if not any(p.kind == "harmful" for p in prompts):
+        raise ValueError("the evaluation set has no harmful prompt, so there is no safety to measure: give it some "
+                         "(organism: source.evaluation.core / unseen_hazards / novel / held_out; paper scale: "
+                         "source.benchmarks)")
+    records = evaluate_policies(run, methods, prompts, workers=run.params.evaluate.workers)
     summary = {m: summary_metrics(records[records.method == m]) for m in methods}
     table = safety_table(run, records)
     return EvaluateResult(records, summary, table, headline_metrics(table))

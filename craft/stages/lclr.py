@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from craft.io import atomic_write
+from craft.io import atomic_write, load_json
 from craft.latents import LatentSpec, trace_latents, trace_token_states
 from craft.lclr import LCLRConfig, LCLRHeads, evaluate_heads, load_heads, save_heads
 from craft.runs import Artifact, is_main_process, json_hash, locked
@@ -108,7 +108,7 @@ def lclr_stage(run: Run) -> LCLRResult:
                 atomic_write(folder / "history.json", json.dumps(history, indent=1) + "\n")
             artifact.finish()
     heads = {v: load_heads(run.heads_dir(v)) for v in p.lclr.variants}
-    history = json.loads((folder / "history.json").read_text())
+    history = load_json(folder / "history.json")
     f_test = trace_latents(model, tok, *_cols(test), spec, batch_size=p.latent.batch_size)
     results = {v: evaluate_heads(h, f_test, y_test) for v, h in heads.items()}
     unseen_traces = source.traces("lclr", "unseen_test")

@@ -44,7 +44,7 @@ from craft.lclr import VARIANTS as LCLR_VARIANTS
 from craft.lclr import LCLRConfig
 from craft.organism.config import OrganismConfig, OrganismSourceConfig
 from craft.paper.config import PaperSourceConfig
-from craft.r2l import R2LConfig
+from craft.r2l import R2LConfig, variant_weights
 from craft.r2l.rewards import VARIANTS as R2L_VARIANTS
 
 __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_notebook"]
@@ -115,10 +115,15 @@ class R2LSection(R2LConfig):
     n_seeds: int = field(default=3, metadata=rule(ge=1))    # seeds seed, seed + 1, …
     eval_every: int = field(default=20, metadata=rule(ge=0))   # held-out evaluation period (0: first and last step)
     workers: int = field(default=1, metadata=rule(ge=1))       # runs trained at once (see craft.stages.r2l)
+    # a run whose reward judge failed on more of its texts than this share ends with an error, unfinished
+    max_judge_failure_rate: float = field(default=0.05, metadata=rule(ge=0, le=1))
 
     def __post_init__(self):
         super().__post_init__()
         _check_variants(self.variants, R2L_VARIANTS)
+        for v in self.variants:      # each variant trained must have a reward with a weight
+            if not any(variant_weights(v, self.weights, self.task_reward)):
+                raise ConfigError(f"variants: {v!r} would train with every reward weight it uses at 0")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from craft.io import atomic_write
+from craft.io import atomic_write, load_json
 from craft.latents import LatentSpec, trace_latents_by_layer
 from craft.probing import axis_position, choose_layer, fit_probe, pca_2d
 from craft.runs import Artifact, is_main_process, json_hash, locked
@@ -65,7 +65,7 @@ def resolve_latent(run: Run) -> LatentSpec:
         return LatentSpec(layer=int(latent.layer), pool=latent.pool)
     _artifact(run).require("notebook 01 (or `craft probe --config <params file>`), or set latent.layer to a layer "
                            "number,")
-    layer = json.loads((run.stage_dir("probe") / "chosen_layer.json").read_text())["layer"]
+    layer = load_json(run.stage_dir("probe") / "chosen_layer.json")["layer"]
     return LatentSpec(layer=layer, pool=latent.pool)
 
 
@@ -185,8 +185,8 @@ def probe_stage(run: Run) -> ProbeResult:
 
 
 def _load(folder) -> ProbeResult:
-    chosen = json.loads((folder / "chosen_layer.json").read_text())["by_model"]
+    chosen = load_json(folder / "chosen_layer.json")["by_model"]
     data = np.load(folder / "pca.npz")
     pca = {n: (data[f"{n}__points"], data[f"{n}__labels"]) for n in chosen}
     return ProbeResult(pd.read_csv(folder / "layer_sweep.csv"), chosen, pca,
-                       json.loads((folder / "metrics.json").read_text()), cached=True)
+                       load_json(folder / "metrics.json"), cached=True)

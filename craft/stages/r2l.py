@@ -35,10 +35,11 @@ from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
 from craft.evaluate import summary_metrics
-from craft.r2l import PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset
+from craft.judges import JudgeUnavailableError
+from craft.r2l import VARIANTS, PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, text_judge
 from craft.runs import Artifact, is_main_process, json_hash, locked, train
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
-from craft.stages.completions import evaluate_model, evaluate_policies
+from craft.stages.completions import evaluate_model, evaluate_policies, read_records
 from craft.stages.lclr import trained_heads
 from craft.stages.probe import resolve_latent
 
@@ -92,7 +93,7 @@ def _load(folder: Path, variant: str, seed: int, cached: bool) -> RunResult:
     result = io.load_json(folder / "result.json")
     records = folder / "records.csv"
     return RunResult(variant, seed, pd.DataFrame(io.load_json(folder / "history.json")),
-                     pd.read_csv(records, keep_default_na=False) if records.is_file() else pd.DataFrame(),
+                     read_records(records) if records.is_file() else pd.DataFrame(),
                      io.load_json(folder / "log_history.json"), result["train_seconds"], cached, folder,
                      result["steps"], result.get("world_size", 1))
 
@@ -123,7 +124,20 @@ def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_
                 "train_prompts": json_hash([dataclasses.asdict(p) for p in source.train_prompts(seed)]),
                 "monitor_prompts": json_hash([dataclasses.asdict(p) for p in source.monitor_prompts()]),
                 "judge": source.judge_identity()}
-    return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})")
+    return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})",
+                    ignore=_unused(cfg))
+
+
+def _unused(cfg: R2LConfig) -> tuple[str, ...]:
+    """The ``r2l`` keys a run's training never reads: the latent term's settings without R_ls, R_cons's
+    weight without it, where the latent terms apply and how their latent is read with neither, the LoRA
+    shape without LoRA. A change of these refuses no finished run."""
+    terms = VARIANTS[cfg.variant]
+    unused = [] if "ls" in terms else ["w_lat", "alpha", "beta_ls", "gamma"]
+    unused += [] if "cons" in terms else ["w_cons"]
+    unused += [] if {"ls", "cons"} & set(terms) else ["harmful_only", "capture_latents"]
+    unused += [] if cfg.use_lora else ["lora_r", "lora_alpha"]
+    return tuple(f"r2l.{k}" for k in unused)
 
 
 def r2l_run(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every: int | None = None,
@@ -163,12 +177,13 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
         return summary_metrics(last["records"])     # NaN where not measured (json keeps it)
 
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
-    trainer = build_trainer(model, tokenizer, make_prompt_dataset(train_prompts), heads, spec, judges["reward"],
-                            cfg, str(folder), callbacks=[*extra, *callbacks], disable_tqdm=not run.progress,
-                            save_total_limit=1)
+    dataset = make_prompt_dataset(train_prompts, tokenizer)
+    trainer = build_trainer(model, tokenizer, dataset, heads, spec, judges["reward"], cfg, str(folder),
+                            callbacks=[*extra, *callbacks], disable_tqdm=not run.progress, save_total_limit=1)
     trainer.remove_callback(PrinterCallback)   # TRL's logs go to log_history.json, not stdout
     start = time.perf_counter()
     train(trainer, resume=True)
+    _check_reward_judge(run, trainer, folder)
     if monitor and "records" not in last:   # resumed at the final step: the last evaluation was not redone here
         evaluate(trainer.state.global_step, trainer.model)
     seconds = time.perf_counter() - start
@@ -187,6 +202,27 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
     trainer.accelerator.wait_for_everyone()       # the other ranks read what the main process wrote
     del trainer, model
     free_memory()
+
+
+def _check_reward_judge(run: Run, trainer, folder: Path) -> None:
+    """Count the texts the reward judge could not judge (each paid a neutral 0.5) over the whole run,
+    resumed parts included (``reward_judge.json``); past ``r2l.max_judge_failure_rate`` the run ends
+    here with an error and is not marked finished: its rewards were mostly not the judge's."""
+    judge = text_judge(trainer)
+    if judge is None or not is_main_process():
+        return
+    path = folder / "reward_judge.json"
+    before = io.load_json(path) if path.is_file() else {"failures": 0, "texts": 0}
+    counts = {"failures": before["failures"] + judge.failures, "texts": before["texts"] + judge.calls}
+    io.save_json(counts, path)
+    judge.failures = judge.calls = 0          # counted; a later call of this check starts from the file
+    limit = run.params.r2l.max_judge_failure_rate
+    if counts["texts"] and counts["failures"] > limit * counts["texts"]:
+        raise JudgeUnavailableError(
+            f"{folder}: the reward judge ({getattr(judge.judge, 'name', '?')}) failed on {counts['failures']} of "
+            f"{counts['texts']} texts (more than r2l.max_judge_failure_rate = {limit}); each failure paid a neutral "
+            "reward, so this run did not learn from the judge. It is not marked finished. Fix the judge (its endpoint, "
+            "model or key), delete that folder and train again; or raise r2l.max_judge_failure_rate.")
 
 
 def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
@@ -216,14 +252,19 @@ def finished_policies(run: Run, variants: Sequence[str], seeds: Sequence[int], *
     """``{(variant, seed): policy folder}`` of the finished runs, each checked against the current
     params before anyone reads it: a run trained with other settings, another base policy, other heads
     or prompts is refused (:class:`~craft.runs.StaleArtifactError`, with the keys that changed and the
-    command that retrains it), and so are heads that notebook 02 fit with other params. Runs not
-    finished are left out, or with ``required`` raise ``FileNotFoundError`` saying what to run."""
+    command that retrains it), and so are heads that notebook 02 fit with other params. Runs never
+    started are left out, or with ``required`` raise ``FileNotFoundError`` saying what to run; a run
+    started but not finished (training now, or stopped) is an error either way, never left out in silence."""
     maker = R2L_MAKER if stage == "r2l" else ABLATIONS_MAKER
     eval_every = run.params.r2l.eval_every if stage == "r2l" else run.params.ablations.eval_every
     out, heads_checked = {}, False
     for variant in variants:
         for seed in seeds:
             folder = run.r2l_dir(variant, seed, stage)
+            if (folder / "identity.json").is_file() and not (folder / "DONE").is_file():
+                raise FileNotFoundError(f"{folder} is an R2L run that has started but not finished (it is training "
+                                        f"now, or it stopped): finish it with {maker}, or remove that folder to "
+                                        "leave the variant out")
             if not (folder / "DONE").is_file():
                 if required:
                     raise FileNotFoundError(f"{folder} is not a finished R2L run: run {maker} first")

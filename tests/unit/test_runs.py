@@ -7,6 +7,7 @@ import pytest
 
 from craft.runs import (
     Artifact,
+    DamagedFileError,
     RunLockedError,
     StaleArtifactError,
     content_hash,
@@ -40,12 +41,44 @@ def test_artifact_lifecycle(tmp_path):
 
 
 def test_a_trained_artifact_of_other_settings_is_refused_with_the_changed_keys(tmp_path):
-    Artifact(tmp_path / "x", {"r2l": {"lr": 0.1, "steps": 40}, "base": "abc"}).claim()
+    made = Artifact(tmp_path / "x", {"r2l": {"lr": 0.1, "steps": 40}, "base": "abc"})
+    made.claim()
     (tmp_path / "x" / "weights").write_text("trained")
+    made.finish()
     with pytest.raises(StaleArtifactError) as e:
         Artifact(tmp_path / "x", {"r2l": {"lr": 0.2, "steps": 40}, "base": "abd"}, what="R2L run").claim()
     assert "r2l.lr: 0.1 -> 0.2" in str(e.value) and "base: abc -> abd" in str(e.value)
     assert "Delete that folder" in str(e.value) and (tmp_path / "x" / "weights").read_text() == "trained"
+
+
+def test_an_unfinished_run_of_other_settings_never_blocks_the_corrected_one(tmp_path):
+    """A run that crashed under a bad setting is moved aside, not refused and not deleted."""
+    Artifact(tmp_path / "x", {"r2l": {"loss": "bogus"}}).claim()
+    (tmp_path / "x" / "checkpoint-1").mkdir()
+    fixed = Artifact(tmp_path / "x", {"r2l": {"loss": "dapo"}})
+    assert fixed.claim() is False
+    assert json.loads((tmp_path / "x" / "identity.json").read_text()) == {"r2l": {"loss": "dapo"}}
+    (aside,) = tmp_path.glob("x.unfinished-*")
+    assert (aside / "checkpoint-1").is_dir()
+    assert json.loads((aside / "identity.json").read_text())["r2l"]["loss"] == "bogus"
+
+
+def test_ignored_keys_are_kept_but_refuse_nothing(tmp_path):
+    """An output-only run does not read w_cons: a change of it reuses the run; a change of w_txt refuses it."""
+    made = Artifact(tmp_path / "o", {"r2l": {"w_txt": 0.4, "w_cons": 0.2}}, ignore=("r2l.w_cons",))
+    made.claim()
+    made.finish()
+    assert Artifact(tmp_path / "o", {"r2l": {"w_txt": 0.4, "w_cons": 0.1}}, ignore=("r2l.w_cons",)).claim() is True
+    assert json.loads((tmp_path / "o" / "identity.json").read_text())["r2l"]["w_cons"] == 0.2
+    with pytest.raises(StaleArtifactError, match=r"r2l\.w_txt: 0\.4 -> 0\.3"):
+        Artifact(tmp_path / "o", {"r2l": {"w_txt": 0.3, "w_cons": 0.2}}, ignore=("r2l.w_cons",)).claim()
+
+
+def test_a_truncated_identity_names_its_file(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "identity.json").write_text('{"r2l": {"lr"')
+    with pytest.raises(DamagedFileError, match=r"t/identity\.json is damaged"):
+        Artifact(tmp_path / "t", {"r2l": {"lr": 1}}).claim()
 
 
 def test_a_cache_of_other_settings_is_recomputed(tmp_path):
