@@ -86,9 +86,13 @@ def test_cli_runs_the_same_stages(tmp_path, capsys):
     assert attacked["n_attack_seeds"] == 1 and 0.0 <= attacked["fuzz_final_asr_craft"] <= 1.0
 
 
-def test_cli_names_a_missing_config(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+def test_cli_names_a_missing_config(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
         main(["lclr", "--config", str(tmp_path / "nope.yaml")])
+    assert e.value.code == 1
+    assert capsys.readouterr().err == f"error: config file {tmp_path / 'nope.yaml'} does not exist\n"
+    with pytest.raises(ConfigError, match="does not exist"):
+        main(["lclr", "--config", str(tmp_path / "nope.yaml"), "--debug"])
 
 
 def _paper(**changes):
