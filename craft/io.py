@@ -163,6 +163,13 @@ def bar_options(enabled: bool) -> dict:
     return {} if enabled else {"disable": True}
 
 
+def bars_on(enabled: bool) -> bool:
+    """Whether a progress display that does not read ``TQDM_DISABLE`` itself should show: ``enabled``
+    and the variable unset (or 0/false). transformers' ``Trainer`` draws an HTML bar in a notebook, which
+    would otherwise land in the committed outputs of ``make notebooks``."""
+    return enabled and os.environ.get("TQDM_DISABLE", "").strip().lower() in ("", "0", "false")
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
     import torch

@@ -53,3 +53,47 @@ def choose_layer(sweep, exclude_embeddings: bool = True, acc: str = "probe_acc_3
     df = sweep[sweep.layer > 0] if exclude_embeddings and (sweep.layer > 0).any() else sweep
     best = df[df[acc] >= df[acc].max() - 1e-9]
     return int(best.sort_values([loss, "layer"], ascending=[True, False]).iloc[0].layer)
+
+
+# ----------------------------------------------------------------------------- binary probes with controls
+
+def group_split(groups, seed: int = 0, fractions: tuple[float, float] = (0.6, 0.2)) -> np.ndarray:
+    """``train`` / ``val`` / ``test`` per row, drawn per group (a seeded permutation of the distinct
+    groups, cut at ``fractions``), so that rows of one group (a behaviour and its benign twin) never sit
+    in two splits."""
+    groups = np.asarray(groups)
+    distinct = np.array(sorted(set(groups.tolist()), key=str), dtype=object)
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    n_train, n_val = round(fractions[0] * len(distinct)), round(fractions[1] * len(distinct))
+    split = {g: "train" if i < n_train else "val" if i < n_train + n_val else "test"
+             for i, g in enumerate(distinct[order].tolist())}
+    return np.array([split[g] for g in groups.tolist()])
+
+
+def tpr_at_fpr(y_true, scores, fpr: float = 0.01) -> float:
+    """The share of positives above the threshold that lets at most ``fpr`` of the negatives through
+    (the highest threshold reaching it; ties count against the detector). NaN without both classes."""
+    y, s = np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float)
+    if y.all() or not y.any():
+        return float("nan")
+    negatives = np.sort(s[~y])[::-1]
+    k = int(np.floor(fpr * len(negatives)))             # negatives allowed above the threshold
+    threshold = negatives[k] if k < len(negatives) else -np.inf
+    return float((s[y] > threshold).mean())
+
+
+def binary_probe_scores(x_train, y_train, *x_eval, C: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """P(positive) of one linear probe (:func:`fit_probe`) fitted on the train rows, for each of ``x_eval``."""
+    clf = fit_probe(x_train, y_train, C, seed)
+    positive = list(clf.classes_).index(True)
+    return [clf.predict_proba(np.asarray(x))[:, positive] for x in x_eval]
+
+
+def bow_scores(texts_train, y_train, texts_eval, C: float = 1.0, seed: int = 0) -> np.ndarray:
+    """P(positive) of a bag-of-words control: unigram counts, then logistic regression. What a probe
+    scores above it is what the hidden states know beyond which words occur."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    clf = make_pipeline(CountVectorizer(lowercase=True), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    clf.fit(list(texts_train), np.asarray(y_train))
+    return clf.predict_proba(list(texts_eval))[:, list(clf.classes_).index(True)]

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["RATE_KEYS", "cohen_kappa", "final_rows", "interval_metrics", "interval_table", "intervals",
-           "judge_agreement", "mean_ci"]
+__all__ = ["RATE_KEYS", "auroc", "bootstrap_ci", "cohen_kappa", "final_rows", "interval_metrics", "interval_table",
+           "intervals", "judge_agreement", "mean_ci", "wilson_ci"]
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95,
@@ -30,6 +30,51 @@ def mean_ci(values: Sequence[float], level: float = 0.95,
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return mean, lo, hi
+
+
+def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float, float]:
+    """A rate ``k / n`` and the two ends of its Wilson score ``level`` interval (one seed, ``n`` prompts);
+    NaN for ``n = 0``."""
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    z, p = float(stats.norm.ppf(0.5 + level / 2)), k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def auroc(y_true: Sequence, scores: Sequence[float]) -> float:
+    """P(score of a positive > score of a negative), ties counting one half (the Mann-Whitney form of
+    the area under the ROC curve); NaN without both classes."""
+    y, s = np.asarray(y_true, dtype=bool), np.asarray(scores, dtype=float)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = stats.rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_ci(statistic, *columns: Sequence, groups: Sequence | None = None, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``statistic(*columns)`` and the percentile ``level`` interval of it over ``n_boot`` resamples of the
+    rows (of whole ``groups`` when given: rows of one group are drawn together, as a behaviour and its
+    benign twin are). Paired by construction: every column is resampled with the same rows, so
+    ``statistic`` may compare two methods on the same prompts. Resamples where it is NaN are skipped."""
+    cols = [np.asarray(c) for c in columns]
+    value = float(statistic(*cols))
+    keys = np.asarray(groups if groups is not None else np.arange(len(cols[0])))
+    distinct, index = np.unique(keys.astype(str), return_inverse=True)
+    members = [np.flatnonzero(index == g) for g in range(len(distinct))]
+    rng, draws = np.random.default_rng(seed), []
+    for _ in range(n_boot):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        v = float(statistic(*(c[rows] for c in cols)))
+        if not math.isnan(v):
+            draws.append(v)
+    if not draws:
+        return value, float("nan"), float("nan")
+    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+    return value, float(lo), float(hi)
 
 
 RATE_KEYS = ("reasoning_harm_rate", "response_harm_rate", "ssa_rate", "ssa_rate_dressed", "ssa_rate_jailbroken",

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from craft.data.loaders import as_int
-from craft.data.sources import Spec, cache_root, fetch
+from craft.data.sources import BUNDLED, Spec, bundled, cache_root, fetch
 
 __all__ = ["ARTIFACT_FILES", "load_jbb_artifacts"]
 
@@ -128,7 +128,8 @@ def load_jbb_artifacts(attack: str | Sequence[str] = "PAIR", path: str | Path | 
     attacks = [attack] if isinstance(attack, str) else list(attack)
     frames = []
     for a in attacks:
-        source = path if path is not None else _fetch_artifacts(a, cache_dir)
+        source = (bundled("jailbreakbench_artifacts") if str(path) == BUNDLED else path) if path is not None \
+            else _fetch_artifacts(a, cache_dir)
         for file in _artifact_files(source, a):
             name = next((q.name for q in file.parents if q.name.lower() == a.lower()), a)
             frames.append(_parse_artifact(file, name))

@@ -8,7 +8,8 @@ HTTPS, or the Hugging Face hub) when it is missing. The cache mirrors the local 
 ``<cache_dir>/<folder>`` is itself a valid ``path=``. Offline (``HF_HUB_OFFLINE``,
 ``HF_DATASETS_OFFLINE`` or ``CRAFT_OFFLINE`` truthy) nothing touches the network: with no cached
 copy :func:`fetch` raises :class:`DataUnavailableError` naming ``path=`` and the expected layout.
-Downloads are written to a ``.part`` file and renamed, so a failed one leaves nothing behind.
+Downloads are written whole or not at all (:func:`craft.io.atomic_write`). ``path="bundled"`` reads the
+copy that ships with the package (three small public sets: see ``craft/data/bundled/README.md``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_CACHE_DIR", "OFFLINE_VARS", "TIMEOUT_S", "DataUnavailableError", "Spec",
+from craft.io import atomic_write
+
+__all__ = ["BUNDLED", "DEFAULT_CACHE_DIR", "OFFLINE_VARS", "TIMEOUT_S", "DataUnavailableError", "Spec", "bundled",
            "cache_root", "fetch", "hf_get", "http_get", "is_offline", "locate", "resolve"]
 
 DEFAULT_CACHE_DIR = Path("~/.cache/craft/data")
+# ``path="bundled"``: the copy that ships with the package (craft/data/bundled/, see its README.md): the
+# JailbreakBench behaviours and attack artifacts and XSTest, so the real-model notebook runs offline.
+BUNDLED = "bundled"
+_BUNDLED_SETS = ("jbb_behaviors", "xstest", "jailbreakbench_artifacts")
 TIMEOUT_S = 60.0  # per download; a dead network fails instead of hanging
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "CRAFT_OFFLINE")
 _TRUE = {"1", "true", "yes", "on"}
@@ -47,6 +54,15 @@ class Spec:
     @property
     def origin(self) -> str:
         return self.url or f"huggingface.co/datasets/{self.hf_repo} file {self.hf_file}"
+
+
+def bundled(folder: str) -> Path:
+    """The folder of a data set that ships with the package (``jbb_behaviors``, ``xstest``,
+    ``jailbreakbench_artifacts``); any other is a clear error."""
+    if folder not in _BUNDLED_SETS:
+        raise ValueError(f"{folder} does not ship with the package (only {list(_BUNDLED_SETS)} do): pass a local path "
+                         "or leave path unset to download it")
+    return Path(__file__).resolve().parent / "bundled" / folder
 
 
 def is_offline() -> bool:
@@ -89,11 +105,7 @@ def fetch(spec: Spec, target: Path, root: Path) -> Path:
                 hf_get(spec.hf_repo or "", spec.hf_file or "", root / "huggingface"))
     except Exception as e:  # network, HTTP and hub errors all mean "not available here"
         raise DataUnavailableError(f"{spec.what}: download failed ({e}). {hint}") from e
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return target
+    return atomic_write(target, data)
 
 
 def locate(path: str | Path, names: Sequence[str], layout: str) -> Path:
@@ -113,6 +125,6 @@ def locate(path: str | Path, names: Sequence[str], layout: str) -> Path:
 def resolve(spec: Spec, path: str | Path | None, cache_dir: str | Path | None) -> Path:
     """The file to read: found under ``path`` when given, else the cached (downloaded) copy."""
     if path is not None:
-        return locate(path, spec.names, spec.layout)
+        return locate(bundled(spec.folder) if str(path) == BUNDLED else path, spec.names, spec.layout)
     root = cache_root(cache_dir)
     return fetch(spec, root / spec.folder / spec.names[0], root)

@@ -62,7 +62,7 @@ class LatentCapture:
 
 
 def captured_latents(states: Tensor, input_ids: Tensor, attention_mask: Tensor, prompt_length: int,
-                     close_id: int, pool: str) -> Tensor:
+                     close_id: int | None, pool: str) -> Tensor:
     """THE latent of each generated row from the states captured during ``generate``. (B, d) float32.
 
     ``states`` (B, T - 1, d): the captured chunks of a generate call whose output ``input_ids`` is

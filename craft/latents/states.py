@@ -43,7 +43,7 @@ __all__ = ["CLOSE_TAG", "POOLS", "LatentSpec", "TraceBatch", "close_token_id", "
            "latents", "layer_states", "layers_states", "pool_states", "pool_tokens", "reasoning_span_mask",
            "trace_latents", "trace_latents_by_layer", "trace_token_states"]
 
-POOLS = ("mean", "last")
+POOLS = ("mean", "last")   # THE latent's pools (pool_states also takes "max", for craft.latents.prompts)
 CLOSE_TAG = "</think>"
 
 
@@ -73,20 +73,29 @@ class _StopForward(Exception):
     """Raised by the capture hook to end the forward once the wanted layer has run."""
 
 
-def close_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The id of ``</think>``, which must be a single (added) token of the tokenizer."""
+def close_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The id of ``</think>``, a single (added) token of a reasoning model's tokenizer; None for a model
+    without a reasoning block (no ``<think>`` in its chat template and no ``</think>`` token: an instruct
+    model such as SmolLM2), whose whole completion is then the span THE latent pools over. A template that
+    opens ``<think>`` while ``</think>`` is several tokens is an error: the span could not be found."""
     ids = tokenizer(CLOSE_TAG, add_special_tokens=False)["input_ids"]
-    if len(ids) != 1:
-        raise ValueError(f"{CLOSE_TAG!r} is not a single token for this tokenizer: {ids}")
-    return ids[0]
+    if len(ids) == 1:
+        return ids[0]
+    if "<think>" in str(getattr(tokenizer, "chat_template", "") or ""):
+        raise ValueError(f"{CLOSE_TAG!r} is not a single token for this tokenizer ({ids}), but its chat template "
+                         "opens <think>: add </think> as a token so the reasoning span can be found")
+    return None
 
 
-def _encode_row(tokenizer, prompt: str, reasoning: str, answer: str | None, close_id: int):
+def _encode_row(tokenizer, prompt: str, reasoning: str, answer: str | None, close_id: int | None):
     """``(ids, n_prompt, n_span)`` of one trace; prompt and tail tokenised separately."""
     prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     if answer is None:
         tail_ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
         return prompt_ids + tail_ids, len(prompt_ids), len(tail_ids)
+    if close_id is None:
+        raise ValueError("this tokenizer has no </think> token, so a trace has no reasoning part apart from its "
+                         "answer: pass the whole response as the reasoning and no answer (answers=None)")
     tail = f"{reasoning}\n{CLOSE_TAG}\n\n{answer}{tokenizer.eos_token}"
     tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
     # </think> is an added token, so each textual occurrence is one id; ours follows those in the reasoning.
@@ -125,12 +134,13 @@ def encode_traces(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], re
 
 
 def reasoning_span_mask(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor,
-                        close_token_id: int) -> Tensor:
+                        close_token_id: int | None) -> Tensor:
     """Reasoning tokens of generated rows (prompt ids + completion ids, any padding side).
 
     The completion is every attended token after the first ``prompt_lengths[b]`` attended tokens
     of row ``b``. Reasoning = completion tokens before the LAST ``close_token_id`` of the
-    completion (as :func:`craft.models.split_reasoning`), or the whole completion if it has none.
+    completion (as :func:`craft.models.split_reasoning`), or the whole completion if it has none (always,
+    with ``close_token_id`` None: a model without a reasoning block).
     Tokens with ``attention_mask == 0`` (padding, anything masked after eos) are never reasoning.
 
     Returns:
@@ -139,6 +149,8 @@ def reasoning_span_mask(input_ids: Tensor, attention_mask: Tensor, prompt_length
     attended = attention_mask.bool()                                               # (B, T)
     completion = attended & (attention_mask.cumsum(-1) > prompt_lengths.view(-1, 1))  # (B, T)
     positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    if close_token_id is None:
+        return completion
     is_close = completion & (input_ids == close_token_id)                          # (B, T)
     last_close = torch.where(is_close, positions, -1).amax(-1, keepdim=True)       # (B, 1)
     before_close = (positions < last_close) | (last_close < 0)                     # (B, T)
@@ -214,7 +226,9 @@ def layers_states(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, l
 
 
 def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Tensor) -> Tensor:
-    """Pool ``states`` (B, T, d) over ``span_mask`` (B, T): mean of the span, or its last token.
+    """Pool ``states`` (B, T, d) over ``span_mask`` (B, T): mean of the span, its last token, or the
+    element-wise max over it (``max``, for the prompt-level probes of :mod:`craft.latents.prompts` only:
+    THE latent is ``mean`` or ``last``, :data:`POOLS`).
 
     Empty span (no reasoning token in the row): the row falls back to its LAST ATTENDED token
     (largest position with ``attention_mask == 1``) for both pools. For a prompt-only row
@@ -225,8 +239,8 @@ def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Te
     Returns:
         (B, d), same dtype as ``states``.
     """
-    if pool not in POOLS:
-        raise ValueError(f"unknown pool {pool!r}; choose one of {list(POOLS)}")
+    if pool not in (*POOLS, "max"):
+        raise ValueError(f"unknown pool {pool!r}; choose one of {[*POOLS, 'max']}")
     positions = torch.arange(states.shape[1], device=states.device).expand(states.shape[:2])  # (B, T)
     fallback = torch.where(attention_mask.bool(), positions, -1).amax(-1)                     # (B,)
     empty = ~span_mask.any(-1)                                                                # (B,)
@@ -235,6 +249,8 @@ def pool_states(states: Tensor, span_mask: Tensor, pool: str, attention_mask: Te
     if pool == "last":
         last = torch.where(mask, positions, -1).amax(-1)                                      # (B,)
         return states[torch.arange(states.shape[0], device=states.device), last]              # (B, d)
+    if pool == "max":
+        return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)                 # (B, d)
     # masked_fill, not multiply: padded rows of left-padded batches may hold non-finite values.
     total = states.masked_fill(~mask.unsqueeze(-1), 0.0).sum(1)                               # (B, d)
     return total / mask.sum(-1, keepdim=True).to(states.dtype)
@@ -245,6 +261,8 @@ def pool_tokens(tokens: Tensor, pool: str) -> Tensor:
     LCLR trains on and their token-dropout views. Returns (d,)."""
     if tokens.ndim != 2 or len(tokens) == 0:
         raise ValueError(f"pool_tokens: expected (T >= 1, d) token states, got {tuple(tokens.shape)}")
+    if pool not in POOLS:                                       # THE latent's pools only
+        raise ValueError(f"unknown pool {pool!r}; choose one of {list(POOLS)}")
     ones = torch.ones(1, len(tokens), dtype=torch.long, device=tokens.device)                 # (1, T)
     return pool_states(tokens[None], ones.bool(), pool, ones)[0]                              # (d,)
 

@@ -80,7 +80,7 @@ class LatentMonitor(StoppingCriteria):
     is not a reasoning token), :attr:`alarm` the (B,) kept-completion length at the alarm (-1: none).
     """
 
-    def __init__(self, capture: LatentCapture, heads: LCLRHeads, prompt_length: int, close_id: int,
+    def __init__(self, capture: LatentCapture, heads: LCLRHeads, prompt_length: int, close_id: int | None,
                  eos_ids: Sequence[int], threshold: float | None = None, min_tokens: int = 1, stop: bool = True):
         self.capture, self.heads, self.P, self.stop = capture, heads, prompt_length, stop
         self.close_id, self.eos_ids = close_id, torch.tensor(list(eos_ids))
@@ -92,7 +92,8 @@ class LatentMonitor(StoppingCriteria):
         self._sum = torch.zeros(batch, width, dtype=torch.float32, device=device)     # (B, d)
         self._count = torch.zeros(batch, 1, dtype=torch.float32, device=device)       # (B, 1)
         self._open = torch.ones(batch, dtype=torch.bool, device=device)               # (B,) reasoning not closed
-        self._stop_ids = torch.tensor([*self.eos_ids.tolist(), self.close_id], device=device)   # (E,)
+        stops = [*self.eos_ids.tolist(), *([] if self.close_id is None else [self.close_id])]
+        self._stop_ids = torch.tensor(stops, device=device)                           # (E,)
         self.alarm = torch.full((batch,), -1, dtype=torch.long, device=device)        # (B,)
 
     @torch.no_grad()
@@ -205,7 +206,7 @@ def monitored_generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
 
 
 @torch.no_grad()
-def replay_p_z(steps: Sequence[Tensor], completion: Tensor, heads: LCLRHeads, close_id: int,
+def replay_p_z(steps: Sequence[Tensor], completion: Tensor, heads: LCLRHeads, close_id: int | None,
                eos_ids: Sequence[int]) -> Tensor:
     """What :class:`LatentMonitor` records, computed at once after ``generate``: ``steps`` are the
     captured step chunks (each (B, 1, d): the states of completion tokens 0, 1, ...), ``completion``
@@ -214,7 +215,9 @@ def replay_p_z(steps: Sequence[Tensor], completion: Tensor, heads: LCLRHeads, cl
         return torch.empty(completion.shape[0], 0)
     h = torch.cat(list(steps), dim=1).float()                                          # (B, S, d)
     tokens = completion[:, :h.shape[1]]                                                # (B, S)
-    ended = torch.isin(tokens, torch.tensor(list(eos_ids), device=tokens.device)) | (tokens == close_id)
+    ended = torch.isin(tokens, torch.tensor(list(eos_ids), device=tokens.device))
+    if close_id is not None:                                                         # no </think>: eos ends reading
+        ended |= tokens == close_id
     reading = (ended.long().cumsum(-1) == 0).to(h.device)                             # (B, S)
     if heads.config.pool == "mean":
         count = reading.long().cumsum(-1).clamp(min=1).unsqueeze(-1)                   # (B, S, 1)

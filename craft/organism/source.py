@@ -33,6 +33,7 @@ class OrganismSource:
     """Policy, traces, prompts and the exact judge of the organism built under ``build_dir``."""
 
     scale = "organism"
+    labels_own_samples = True                    # the world's rules label any completion
     # The safety table (paper_table) of the organism: regimes as benchmarks, families as attacks, rates.
     table_groups = ("regime", "family")
     table_columns = ("reasoning_harmful", "response_harmful")

@@ -15,27 +15,31 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from craft.config import ConfigError, check_fields, rule
-from craft.runs import model_fingerprint
+from craft.pretrained import resolve_model
+from craft.runs import content_hash, model_fingerprint
 
-__all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "MODEL_JUDGE_KINDS", "JudgeSpec",
-           "PaperSourceConfig", "judge_identity", "make_judge"]
+__all__ = ["ATTACK_NAMES", "BENCHMARKS", "CAPABILITY", "DATA_KEYS", "JUDGE_KINDS", "MODEL_JUDGE_KINDS", "TRACE_SOURCES",
+           "JudgeSpec", "PaperSourceConfig", "judge_identity", "make_judge"]
 
-JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api", "qwen3guard", "reasoningshield")
-MODEL_JUDGE_KINDS = ("llama_guard", "strongreject_grader", "qwen3guard", "reasoningshield")   # need `model`
+JUDGE_KINDS = ("refusal", "llama_guard", "strongreject_grader", "api", "qwen3guard", "reasoningshield", "latent")
+MODEL_JUDGE_KINDS = ("llama_guard", "strongreject_grader", "qwen3guard", "reasoningshield", "latent")  # need `model`
+TRACE_SOURCES = ("r2d", "jbb_artifacts")   # where the labelled traces of the probe and LCLR come from
 BENCHMARKS = ("jbb", "strongreject")           # safety benchmarks of paper Tables 1-2
 CAPABILITY = ("math500", "gsm8k")              # Pass@1 with answer matching
 ATTACK_NAMES = ("none", "pap", "pair")
-DATA_KEYS = ("jbb_behaviors", "strongreject", "jbb_artifacts", "math500", "gsm8k")   # data_paths keys
+DATA_KEYS = ("jbb_behaviors", "strongreject", "jbb_artifacts", "math500", "gsm8k", "xstest")   # data_paths keys
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
 class JudgeSpec:
     """Which judge scores P(safe): kind, and the model (or API model name) behind it. Fields a kind
-    does not use are ignored (``rubric``: api only; ``max_new_tokens``: reasoningshield only)."""
+    does not use are ignored (``rubric``: api only; ``max_new_tokens``: reasoningshield only; ``heads``:
+    latent only, the folder of LCLR heads fit on ``model``, :class:`craft.judges.latent.LatentJudge`)."""
 
     kind: str = field(default="llama_guard", metadata=rule(choices=JUDGE_KINDS))
     model: str = ""                  # hub id or local path; api: model name (empty: CRAFT_JUDGE_MODEL)
@@ -44,11 +48,14 @@ class JudgeSpec:
     batch_size: int = field(default=8, metadata=rule(ge=1))
     max_response_tokens: int = field(default=0, metadata=rule(ge=0))   # keep the first N tokens; 0: all
     max_new_tokens: int = field(default=512, metadata=rule(ge=1))      # reasoningshield: analysis + verdict
+    heads: str = ""                  # latent: the folder of its LCLR heads (relative: inside the run_dir)
 
     def __post_init__(self):
         check_fields(self)
         if self.kind in MODEL_JUDGE_KINDS and not self.model:
-            raise ConfigError(f"judge kind {self.kind!r} needs model: a hub id or a local path")
+            raise ConfigError(f"judge kind {self.kind!r} needs model: a hub id, a local path or pretrained:<name>")
+        if self.kind == "latent" and not self.heads:
+            raise ConfigError("judge kind 'latent' needs heads: the folder of LCLR heads fit on its model")
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,10 @@ class PaperSourceConfig:
     device: str = "auto"                         # auto: this process's GPU, else cpu
     trust_remote_code: bool = False
     r2d_path: str = ""                           # R2D-R1 .json/.jsonl (craft.data.r2d converter)
+    traces: str = field(default="r2d", metadata=rule(choices=TRACE_SOURCES))   # or the JBB artifacts' responses
     max_traces: int = field(default=0, metadata=rule(ge=0))          # traces kept per label (0: all)
     test_fraction: float = field(default=0.2, metadata=rule(gt=0, lt=1))   # held-out share of traces
+    max_trace_tokens: int = field(default=0, metadata=rule(ge=0))    # reasoning cut to N policy tokens (0: all)
     train_prompts: str = "r2d"                   # r2d (the R2D-R1 instructions) or a .jsonl/.csv with a prompt column
     max_train_prompts: int = field(default=0, metadata=rule(ge=0))   # 0: all
     reward_judge: JudgeSpec = field(default_factory=JudgeSpec)       # R_txt
@@ -96,7 +105,18 @@ class PaperSourceConfig:
                 raise ConfigError(f"agreement_judges.{name}: expected a judge spec, got {type(spec).__name__}")
 
 
-def judge_identity(spec: JudgeSpec) -> dict:
+def heads_path(spec: JudgeSpec, run_dir: Path | None) -> Path:
+    """A latent judge's heads: an absolute path, or a path inside ``run_dir`` (the heads a run's own
+    LCLR stage fit, e.g. ``02_train_lclr/heads-paper``)."""
+    path = Path(spec.heads).expanduser()
+    if path.is_absolute():
+        return path
+    if run_dir is None:
+        raise ConfigError(f"judge heads {spec.heads!r} is relative to a run_dir, and none was given")
+    return Path(run_dir) / path
+
+
+def judge_identity(spec: JudgeSpec, run_dir: Path | None = None) -> dict:
     """What decides the verdicts of the judge ``spec`` describes, for caches and run identities: its
     settings, and what a path or a name alone does not pin down. A model judge adds its weights'
     fingerprint (:func:`craft.runs.model_fingerprint`: the content hash of a local checkpoint, so one
@@ -105,14 +125,17 @@ def judge_identity(spec: JudgeSpec) -> dict:
     :class:`craft.judges.api.ApiJudge` does."""
     out = asdict(spec)
     if spec.kind in MODEL_JUDGE_KINDS:
-        out["fingerprint"] = model_fingerprint(spec.model)
+        out["fingerprint"] = model_fingerprint(resolve_model(spec.model))
+    if spec.kind == "latent":
+        heads = heads_path(spec, run_dir)
+        out["heads_fingerprint"] = content_hash(heads) if heads.exists() else "not fit yet"
     elif spec.kind == "api":
         out["base_url"] = os.environ.get("CRAFT_JUDGE_BASE_URL", "").rstrip("/")
         out["model"] = spec.model or os.environ.get("CRAFT_JUDGE_MODEL", "")
     return out
 
 
-def make_judge(spec: JudgeSpec, device: str | None = None):
+def make_judge(spec: JudgeSpec, device: str | None = None, run_dir: Path | None = None):
     """The :class:`craft.judges.Judge` that ``spec`` describes (models loaded here, once)."""
     cut = spec.max_response_tokens or None
     if spec.kind == "refusal":
@@ -121,11 +144,15 @@ def make_judge(spec: JudgeSpec, device: str | None = None):
     if spec.kind == "api":
         from craft.judges.api import ApiJudge
         return ApiJudge(rubric=spec.rubric, model=spec.model or None)
+    if spec.kind == "latent":
+        from craft.judges.latent import LatentJudge
+        return LatentJudge(resolve_model(spec.model), heads_path(spec, run_dir), device=device, dtype=spec.dtype,
+                           batch_size=spec.batch_size, max_response_tokens=cut)
     from craft.judges.guard import Qwen3GuardJudge, ReasoningShieldJudge
     from craft.judges.local import LlamaGuardJudge, StrongRejectGraderJudge
     common = dict(batch_size=spec.batch_size, device=device, dtype=spec.dtype, max_response_tokens=cut)
     if spec.kind == "reasoningshield":
-        return ReasoningShieldJudge(spec.model, max_new_tokens=spec.max_new_tokens, **common)
+        return ReasoningShieldJudge(resolve_model(spec.model), max_new_tokens=spec.max_new_tokens, **common)
     cls = {"llama_guard": LlamaGuardJudge, "strongreject_grader": StrongRejectGraderJudge,
            "qwen3guard": Qwen3GuardJudge}[spec.kind]
-    return cls(spec.model, **common)
+    return cls(resolve_model(spec.model), **common)

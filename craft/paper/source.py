@@ -22,12 +22,19 @@ from craft.attacks.fixed import FUZZ_SYNONYM_GROUPS, PAP_TECHNIQUES, apply_attac
 from craft.data import benchmarks as bench
 from craft.data.loaders import as_bool, read_table
 from craft.data.r2d import convert_r2d, load_r2d
+from craft.data.sources import BUNDLED, bundled
+from craft.judges.local import truncate_tokens
 from craft.models import load_model
 from craft.paper.config import JudgeSpec, PaperSourceConfig, judge_identity, make_judge
+from craft.pretrained import resolve_model
 from craft.runs import content_hash, model_fingerprint
 from craft.types import LABEL_NAMES, LabelledTrace, Prompt
 
 __all__ = ["PaperSource", "pair_fallbacks", "split_traces"]
+
+# data_paths key -> the folder of its data set (where ``bundled`` finds it)
+_FOLDERS = {"jbb_behaviors": "jbb_behaviors", "jbb_artifacts": "jailbreakbench_artifacts", "xstest": "xstest",
+            "strongreject": "strongreject", "math500": "math500", "gsm8k": "gsm8k"}
 
 
 def split_traces(traces: list[LabelledTrace], test_fraction: float, seed: int):
@@ -51,12 +58,13 @@ class PaperSource:
     """Policy, traces, prompts and judges of a paper-scale run (see the module docstring)."""
 
     scale = "paper"
+    labels_own_samples = False                   # own_samples: no 3-way reasoning judge at this scale
     # The paper's Table 1: benchmarks x attacks, graded harm (StrongREJECT-style means).
     table_groups = ("benchmark", "family")
     table_columns = ("reasoning_harm", "response_harm")
 
-    def __init__(self, cfg: PaperSourceConfig, seed: int):
-        self.cfg, self.seed = cfg, seed
+    def __init__(self, cfg: PaperSourceConfig, seed: int, run_dir: Path | None = None):
+        self.cfg, self.seed, self.run_dir = cfg, seed, run_dir     # run_dir: where a latent judge's heads are
         self._judges: dict[JudgeSpec, object] = {}
 
     @property
@@ -67,21 +75,29 @@ class PaperSource:
             return self.cfg.device
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
-    def _path(self, name: str) -> Path | None:
+    def _path(self, name: str) -> Path | str | None:
+        """``data_paths[name]``: a local path (relative: from the repository root), ``bundled`` (the copy
+        that ships with the package), or None (download)."""
         path = self.cfg.data_paths.get(name)
-        return io.resolve(path) if path else None
+        return BUNDLED if path == BUNDLED else io.resolve(path) if path else None
 
     def fingerprint(self) -> dict:
         """Content hashes of the local data files the traces and prompts come from."""
         out = {"r2d": content_hash(io.resolve(self.cfg.r2d_path)) if self.cfg.r2d_path else None}
         if self.cfg.train_prompts != "r2d":
             out["train_prompts"] = content_hash(io.resolve(self.cfg.train_prompts))
-        out.update({k: content_hash(self._path(k)) for k in sorted(self.cfg.data_paths)})
+        out.update({k: content_hash(bundled(_FOLDERS[k]) if self._path(k) == BUNDLED else self._path(k))
+                    for k in sorted(self.cfg.data_paths)})
         return out
 
     # ------------------------------------------------------------------ policies
+    @cached_property
+    def _model(self) -> str:
+        """``source.model``, with ``pretrained:<name>`` turned into its local checkpoint (converted once)."""
+        return resolve_model(self.cfg.model)
+
     def base_policy(self) -> str:
-        return self.cfg.model
+        return self._model
 
     def policy_fingerprint(self, path: str) -> str:
         return model_fingerprint(path)
@@ -89,22 +105,28 @@ class PaperSource:
     def load_policy(self, path: str | None = None, *, train: bool = False):
         """(model, tokenizer) of the base policy or of a trained one at ``path``, in ``dtype``
         (``train_dtype`` for GRPO: bf16 weights round most 1e-6-sized updates away)."""
-        return load_model(str(path or self.cfg.model), dtype=self.cfg.train_dtype if train else self.cfg.dtype,
+        return load_model(str(path or self._model), dtype=self.cfg.train_dtype if train else self.cfg.dtype,
                           device=self.device, trust_remote_code=self.cfg.trust_remote_code)
 
     def hidden_size(self) -> int:
         """The base policy's ``hidden_size`` from its config (read, not loaded: no weights)."""
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
+        config = AutoConfig.from_pretrained(self._model, trust_remote_code=self.cfg.trust_remote_code)
         return int(getattr(config, "hidden_size", None) or config.get_text_config().hidden_size)
 
     def probe_models(self) -> dict[str, str]:
-        return {self.cfg.model.rstrip("/").split("/")[-1]: self.cfg.model}
+        return {self.cfg.model.rstrip("/").split("/")[-1].split(":")[-1]: self._model}
 
     # ------------------------------------------------------------------ traces
     @cached_property
     def _traces(self) -> tuple[list[LabelledTrace], list[LabelledTrace]]:
+        train, test = self._labelled_traces()
+        return self._cut(train), self._cut(test)
+
+    def _labelled_traces(self) -> tuple[list[LabelledTrace], list[LabelledTrace]]:
+        if self.cfg.traces == "jbb_artifacts":
+            return self._artifact_traces()
         if not self.cfg.r2d_path:
             raise ValueError("source.r2d_path is empty: set it to the R2D-R1 .json/.jsonl file "
                              "(see craft.data.r2d for where to get it)")
@@ -121,9 +143,48 @@ class PaperSource:
             raise ValueError(f"{self.cfg.r2d_path}: no {missing} traces after conversion ({counts}); LCLR needs both")
         return split_traces(labelled, self.cfg.test_fraction, self.seed)
 
+    def _cut(self, traces: list[LabelledTrace]) -> list[LabelledTrace]:
+        """Each trace's reasoning cut to its first ``max_trace_tokens`` tokens of the policy's tokenizer (0: as
+        they are), so that heads are fit on what a judge with the same cut, or a short rollout, reads."""
+        if not self.cfg.max_trace_tokens:
+            return traces
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self._model, trust_remote_code=self.cfg.trust_remote_code)
+        return [LabelledTrace(t.prompt, truncate_tokens(tok, t.reasoning, self.cfg.max_trace_tokens), t.answer,
+                              t.label) for t in traces]
+
+    def test_behaviours(self) -> set[int]:
+        """JailbreakBench behaviour indices (0-99) held out of every training set of this source (a seeded
+        ``test_fraction`` of them): the artifact traces and the R2L prompts of ``train_prompts: jbb`` are
+        split by behaviour, so no request is in both train and test."""
+        n_test = round(self.cfg.test_fraction * 100)
+        return set(random.Random(self.seed).sample(range(100), n_test))
+
+    def _artifact_traces(self) -> tuple[list[LabelledTrace], list[LabelledTrace]]:
+        """JailbreakBench's PAIR and JBC responses as labelled traces, split by behaviour: the request is the
+        behaviour's goal, the response the whole trace (an instruct model has no reasoning block), the label
+        ``unsafe`` where JailbreakBench's Llama-3-70B judge found it jailbroken, else ``safe``; responses
+        that PAIR never submitted are left out; ``max_traces`` per label (seeded)."""
+        df = bench.load_jbb_artifacts(["PAIR", "JBC"], path=self._path("jbb_artifacts"))
+        df = df[df.response.notna() & (df.response.astype(str).str.strip() != "")]
+        rows = [LabelledTrace(str(g), str(r), None, "unsafe" if j else "safe")
+                for g, r, j in zip(df.goal, df.response, df.jailbroken)]
+        test_ids = self.test_behaviours()
+        is_test = [int(i) in test_ids for i in df["index"]]
+        train = [t for t, s in zip(rows, is_test) if not s]
+        test = [t for t, s in zip(rows, is_test) if s]
+        if self.cfg.max_traces:
+            rng = random.Random(self.seed)
+            train = [t for label in ("safe", "unsafe") for t in
+                     rng.sample([t for t in train if t.label == label],
+                                min(self.cfg.max_traces, sum(t.label == label for t in train)))]
+        return train, test
+
     def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
-        """The R2D-R1 traces of ``split`` (train or test); the probe and LCLR use the same ones. R2D-R1
-        has no held-out hazard vocabulary, so the ``unseen_val`` and ``unseen_test`` splits are empty."""
+        """The labelled traces of ``split`` (train or test): R2D-R1's, or JailbreakBench's labelled responses
+        (``traces: jbb_artifacts``); the probe and LCLR use the same ones. Neither has held-out hazard
+        vocabulary, so the ``unseen_val`` and ``unseen_test`` splits are empty."""
         if split in ("unseen_val", "unseen_test"):
             return []
         if split not in ("train", "test"):
@@ -143,6 +204,10 @@ class PaperSource:
             records = load_r2d(io.resolve(self.cfg.r2d_path))
             texts = list(dict.fromkeys(r.get("instruction") or r.get("prompt") or "" for r in records))
             rows = [(t, True) for t in texts if t.strip()]
+        elif self.cfg.train_prompts == "jbb":
+            test_ids = self.test_behaviours()
+            rows = [(str(g), split == "harmful") for split in ("harmful", "benign")
+                    for i, g in zip(*self._behaviours(split)) if i not in test_ids]
         else:
             path = io.resolve(self.cfg.train_prompts)
             if not path.is_file():
@@ -160,6 +225,11 @@ class PaperSource:
         random.Random(seed).shuffle(rows)
         return [Prompt(t, "harmful" if h else "benign", "direct" if h else "benign", "direct" if h else "benign",
                        split="train") for t, h in rows]
+
+    def _behaviours(self, split: str) -> tuple[list[int], list[str]]:
+        """(behaviour indices, goals) of JailbreakBench's ``harmful`` or ``benign`` behaviours."""
+        df = bench.load_jbb_behaviors(split, path=self._path("jbb_behaviors"))
+        return [int(i) for i in df["index"]], [str(g) for g in df["prompt"]]
 
     @cached_property
     def _safety_prompts(self) -> list[Prompt]:
@@ -217,7 +287,7 @@ class PaperSource:
         the roles whose specs are equal)."""
         spec: JudgeSpec = getattr(self.cfg, f"{role}_judge")
         if spec not in self._judges:
-            self._judges[spec] = make_judge(spec, self.device)
+            self._judges[spec] = make_judge(spec, self.device, self.run_dir)
         return self._judges[spec]
 
     def agreement_judges(self) -> dict[str, object]:
@@ -226,14 +296,14 @@ class PaperSource:
         out = {}
         for name, spec in self.cfg.agreement_judges.items():
             if spec not in self._judges:
-                self._judges[spec] = make_judge(spec, self.device)
+                self._judges[spec] = make_judge(spec, self.device, self.run_dir)
             out[name] = self._judges[spec]
         return out
 
     def judge_identity(self) -> dict:
         """Per role, what decides its verdicts (:func:`craft.paper.config.judge_identity`)."""
         roles = ("reward", "reasoning", "response")
-        return {role: judge_identity(getattr(self.cfg, f"{role}_judge")) for role in roles}
+        return {role: judge_identity(getattr(self.cfg, f"{role}_judge"), self.run_dir) for role in roles}
 
     def baseline_data(self, method: str, n: int, seed: int):
         raise ValueError(f"the {method} baseline needs training data the paper's baselines (STAR-1, SafeChain, "

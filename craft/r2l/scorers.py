@@ -90,7 +90,7 @@ def mean(values: Sequence[float]) -> float:
 # ----------------------------------------------------------------------------- latent scorer
 
 def left_pad_batch(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
-                   pad_id: int, close_id: int) -> TraceBatch:
+                   pad_id: int, close_id: int | None) -> TraceBatch:
     """Left-padded prompt+completion rows and their reasoning span (completion tokens before
     the last ``close_id``, see :func:`craft.latents.reasoning_span_mask`)."""
     rows = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
@@ -124,7 +124,7 @@ class LatentScorer:
             heads.check_latent(spec, heads.config.d_model)
         self.heads, self.spec, self.tokenizer, self.max_batch = heads, spec, tokenizer, max_batch
         self.trainer = None
-        self.close_id = close_token_id(tokenizer)   # raises unless </think> is one token
+        self.close_id = close_token_id(tokenizer)   # None: no reasoning block, the whole completion is read
         self.n_forwards, self.seconds, self.n_captured, self.n_recomputed = 0, 0.0, 0, 0
         self._key, self._terms = None, None
 

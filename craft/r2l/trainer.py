@@ -219,6 +219,8 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
                                      cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward)
     with warnings.catch_warnings():   # TRL marks rollout_func experimental; ours is tested against its own path
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+        # with LoRA, TRL 1.16 calls this deprecated transformers name while it wraps the model
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         trainer = GRPOTrainer(model=model, reward_funcs=funcs,
                               args=grpo_config(cfg, output_dir, weights, disable_tqdm=disable_tqdm, **overrides),
                               train_dataset=train_dataset, processing_class=tokenizer,

@@ -29,7 +29,7 @@ __all__ = ["STAGES", "Run", "free_memory", "generation_settings", "open_run", "r
 # stage -> its folder under run_dir (one per notebook)
 STAGES = {"build": "00_build_model_organism", "probe": "01_probe_latent_geometry", "lclr": "02_train_lclr",
           "r2l": "03_train_r2l_grpo", "evaluate": "04_evaluate_benchmarks", "ablations": "05_ablations_and_theory",
-          "monitor": "06_monitor_reasoning", "attacks": "07_run_adaptive_attacks"}
+          "monitor": "06_monitor_reasoning", "attacks": "07_run_adaptive_attacks", "real": "08_read_real_model_latents"}
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Run:
 
     @cached_property
     def source(self) -> Source:
-        return make_source(self.params, self.stage_dir("build"))
+        return make_source(self.params, self.root, self.stage_dir("build"))
 
     @property
     def scale(self) -> str:

@@ -138,6 +138,8 @@ def _unseen_flat(run: Run, unseen: dict, n: int) -> dict:
 
 
 def _own_metrics(run: Run, model, tok, heads: LCLRHeads, spec: LatentSpec) -> dict:
+    if not run.source.labels_own_samples:            # nothing to label them with: generate nothing
+        return {}
     own = run.source.own_samples(evaluate_policies(run, {"base": run.source.base_policy()}))
     if not own:
         return {}

@@ -22,6 +22,8 @@ are also the parameters of every notebook (so ``papermill -f params/….yaml`` a
 ``ablations``    notebook 05: the ablation variants and the exact GRPO model of Theorem 5.1
 ``monitor``      notebook 06: the streaming latent monitor and the obfuscation check
 ``attacks``      notebook 07: adaptive attacks (GCG, a GPTFuzzer-style fuzzer) on the trained policies
+``real``         notebook 08: the params file of the real model it reads (the third size: SmolLM2-135M
+                 on a laptop; a paper-scale file names itself, so notebook 08 reads the paper's model)
 ===============  ==================================================================================
 
 Organism scale: the file's values are merged over ``params/organism.yaml`` (the notebooks'
@@ -51,7 +53,7 @@ __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_
 
 ORGANISM_PARAMS = "params/organism.yaml"
 TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "probe", "lclr", "r2l", "evaluate",
-            "baselines", "ablations", "monitor", "attacks")
+            "baselines", "ablations", "monitor", "attacks", "real")
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",),
@@ -238,6 +240,7 @@ class Params:
     ablations: AblationsSection
     monitor: MonitorSection
     attacks: AttacksSection
+    real: str                    # notebook 08: a params file (relative: from the repository root)
 
     @property
     def scale(self) -> str:

@@ -133,7 +133,8 @@ def _choose(sweep: pd.DataFrame) -> int:
 def _compute(run: Run) -> ProbeResult:
     traces = _traces(run)
     # the base policy's own completions (cached), labelled by the source's 3-way judge where it has one
-    own = run.source.own_samples(evaluate_policies(run, {"base": run.source.base_policy()})) or []
+    own = (run.source.own_samples(evaluate_policies(run, {"base": run.source.base_policy()})) or []
+           if run.source.labels_own_samples else [])
     sweep, feats, labels, probes = _sweep(run, traces, own)
     names = list(dict.fromkeys(sweep.model))
     chosen = {n: _choose(sweep[sweep.model == n]) for n in names}

@@ -179,7 +179,8 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
     dataset = make_prompt_dataset(train_prompts, tokenizer)
     trainer = build_trainer(model, tokenizer, dataset, heads, spec, judges["reward"], cfg, str(folder),
-                            callbacks=[*extra, *callbacks], disable_tqdm=not run.progress, save_total_limit=1)
+                            callbacks=[*extra, *callbacks], disable_tqdm=not io.bars_on(run.progress),
+                            save_total_limit=1)
     trainer.remove_callback(PrinterCallback)   # TRL's logs go to log_history.json, not stdout
     start = time.perf_counter()
     train(trainer, resume=True)

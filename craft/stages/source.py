@@ -31,6 +31,7 @@ class Source(Protocol):
     scale: str                                   # "organism" or "paper"
     table_groups: tuple[str, str]                # records columns that are the paper table's benchmark and attack
     table_columns: tuple[str, str]               # records columns averaged into its reasoning and response cells
+    labels_own_samples: bool                     # whether own_samples can label the base policy's completions
 
     def fingerprint(self) -> dict:
         """Content hashes of the data every prompt and trace comes from."""
@@ -56,7 +57,8 @@ class Source(Protocol):
         """Labelled traces for ``purpose`` (probe or lclr) of ``split`` (train, test, unseen_val, unseen_test)."""
 
     def own_samples(self, records: pd.DataFrame) -> list[LabelledTrace] | None:
-        """The base policy's own harmful-prompt completions, labelled; None where the source cannot label."""
+        """The base policy's own harmful-prompt completions, labelled; None where the source cannot label
+        (``labels_own_samples`` False: then no stage generates them for it)."""
 
     def train_prompts(self, seed: int) -> list[Prompt]:
         """R2L's training prompts for ``seed``."""
@@ -96,12 +98,13 @@ def build_identity(params: Params) -> dict:
     return {"organism": asdict(params.organism), "seed": params.seed}
 
 
-def make_source(params: Params, build_dir: Path) -> Source:
+def make_source(params: Params, root: Path, build_dir: Path) -> Source:
     """The data source of ``params.source.kind`` (imported here, so that method modules never need to
     know which size they run at). The organism's source reads the organism notebook 00 built in
-    ``build_dir``, checking first that it was built with these params (:func:`build_identity`)."""
+    ``build_dir``, checking first that it was built with these params (:func:`build_identity`); the
+    paper's finds a latent judge's heads inside the run folder ``root``."""
     if params.scale == "organism":
         from craft.organism.source import OrganismSource
         return OrganismSource(params.source, build_dir, params.seed, build_identity(params))
     from craft.paper.source import PaperSource
-    return PaperSource(params.source, params.seed)
+    return PaperSource(params.source, params.seed, root)

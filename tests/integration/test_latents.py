@@ -128,7 +128,11 @@ def test_bad_layer_and_pool_raise(model, tokenizer, traces):
     with pytest.raises(ValueError, match=rf"\[0, {N_LAYERS}\]"):
         layer_states(model, batch.input_ids, batch.attention_mask, -1)
     with pytest.raises(ValueError, match="mean"):
-        pool_states(torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), "max", torch.ones(1, 2))
+        pool_states(torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), "median", torch.ones(1, 2))
+    # "max" (prompt-level probes only) is the element-wise max over the span, padding never included
+    states = torch.tensor([[[1.0, -5.0], [0.0, 2.0], [9.0, 9.0]]])                    # (1, 3, 2)
+    span = torch.tensor([[True, True, False]])
+    assert pool_states(states, span, "max", torch.ones(1, 3)).tolist() == [[1.0, 2.0]]
 
 
 def test_hook_is_removed_after_an_exception(model, tokenizer, traces):

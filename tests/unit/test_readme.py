@@ -41,7 +41,7 @@ def test_cost_table_refuses_an_organism_params_file(capsys):
 def test_paper_scale_section_says_what_ran_and_what_differs():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Reproducing the paper at scale", 1)[1].split("\n## ", 1)[0]
-    assert section.lstrip().startswith("**No stage of this package has run on real weights here**")
+    assert section.lstrip().startswith("**No stage of this package has run on the paper's weights here**")
     assert "--ablations" in section, "the GPU recipe must train the ablations"
     comparability = section.split("**Why paper-scale numbers will not match the paper's.**", 1)[1]
     items = re.findall(r"^\d+\. \*\*", comparability, re.M)

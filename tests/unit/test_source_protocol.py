@@ -20,7 +20,7 @@ def test_the_protocol_names_what_the_stages_ask_for():
     assert {"base_policy", "policy_fingerprint", "load_policy", "hidden_size", "traces", "train_prompts",
             "monitor_prompts", "eval_prompts", "judge", "judge_identity", "attack_goals",
             "baseline_data"} <= set(MEMBERS)
-    assert ATTRIBUTES == ["scale", "table_columns", "table_groups"]
+    assert ATTRIBUTES == ["labels_own_samples", "scale", "table_columns", "table_groups"]
 
 
 @pytest.mark.parametrize("cls", [OrganismSource, PaperSource], ids=lambda c: c.__name__)
@@ -36,7 +36,7 @@ def test_each_size_implements_every_member_with_its_signature(cls):
 
 def test_an_incomplete_source_is_not_a_source():
     class Partial:
-        scale, table_groups, table_columns = "organism", ("a", "b"), ("c", "d")
+        scale, table_groups, table_columns, labels_own_samples = "organism", ("a", "b"), ("c", "d"), True
 
         def base_policy(self):
             return "x"

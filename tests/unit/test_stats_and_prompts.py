@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from craft.organism.corpus import EvalSizes, eval_prompts, r2l_prompts
-from craft.stats import mean_ci
+from craft.stats import auroc, bootstrap_ci, mean_ci, wilson_ci
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -39,3 +40,28 @@ def test_eval_prompts_are_held_out(world):
     benign = world.select(split="eval", kind="benign")
     assert sum(p.kind == "arithmetic" for p in prompts) == 5
     assert sum(p.kind == "benign" for p in prompts) == 2 * len(benign)
+
+
+def test_wilson_interval_matches_its_closed_form():
+    p, lo, hi = wilson_ci(29, 30)
+    assert p == pytest.approx(29 / 30) and (lo, hi) == pytest.approx((0.8333, 0.9941), abs=1e-4)
+    assert wilson_ci(0, 10)[1] == 0.0 and wilson_ci(10, 10)[2] == pytest.approx(1.0) and math.isnan(wilson_ci(0, 0)[0])
+
+
+def test_auroc_counts_ties_as_half_and_needs_both_classes():
+    assert auroc([True, False], [1.0, 0.0]) == 1.0 and auroc([True, False], [0.0, 1.0]) == 0.0
+    assert auroc([True, False, True, False], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    assert math.isnan(auroc([True, True], [0.1, 0.2]))
+
+
+def test_bootstrap_resamples_whole_groups_and_pairs_the_columns():
+    rng = np.random.default_rng(0)
+    y = np.repeat([True, False], 50)
+    a = y + rng.normal(0, 1, 100)
+    value, lo, hi = bootstrap_ci(auroc, y, a, seed=1)
+    assert lo < value < hi and value == auroc(y, a)
+    # the same method against itself: every paired resample differs by exactly 0
+    assert bootstrap_ci(lambda yy, s, t: auroc(yy, s) - auroc(yy, t), y, a, a.copy(), seed=1) == (0.0, 0.0, 0.0)
+    # one group holding every row: each resample is the whole data, so the interval has no width
+    _, glo, ghi = bootstrap_ci(auroc, y, a, groups=["g"] * 100, seed=1)
+    assert glo == ghi == value
