@@ -93,6 +93,37 @@ def layer_sweep(sweep: pd.DataFrame, chosen: dict[str, int]) -> plt.Figure:
     return fig
 
 
+def probe_controls(binary: pd.DataFrame, controls: pd.DataFrame, column: str = "unseen_auroc") -> plt.Figure:
+    """Safe-vs-unsafe probe AUROC per layer, one line per pooling (``column``: unseen-hazard test traces by
+    default), beside what memorising words gives: the bag of words on the reasoning text (dashed, ``bow[model]``)
+    and the control task's AUROC (dotted, one random label per hazard, held-out traces of the same hazards).
+    One panel per model of ``binary`` (the probe stage's ``controls_sweep.csv``); ``controls`` (its
+    ``controls.csv``) gives each model's bag of words, ``probe_auroc_bow_unseen`` or ``_test`` as ``column``."""
+    bow_column = "probe_auroc_bow_unseen" if column.startswith("unseen") else "probe_auroc_bow_test"
+    bow = dict(zip(controls.model, controls[bow_column]))
+    models = list(dict.fromkeys(binary.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.4 * len(models), 3.4), squeeze=False, sharey=True)
+    colors = {"mean": CB["blue"], "last": CB["orange"], "max": CB["green"]}
+    for ax, name in zip(axes[0], models):
+        df = binary[binary.model == name]
+        for pool, rows in df.groupby("pool", sort=False):
+            color = colors.get(pool, CB["grey"])
+            ax.plot(rows.layer, rows[column], marker="o", color=color, label=f"probe · {pool}")
+            if rows.control_auroc.notna().any():
+                ax.plot(rows.layer, rows.control_auroc, ls=":", color=color, label=f"control task · {pool}")
+        if name in bow and not np.isnan(bow[name]):
+            ax.axhline(bow[name], color="black", ls="--", lw=1, label="bag of words")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.set_ylim(0.4, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("AUROC, unsafe vs safe" + (" (unseen hazards)" if column.startswith("unseen") else ""))
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="lower right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]],
                title_suffix: dict[str, str] | None = None) -> plt.Figure:
     """Paper Fig. 2 style: 2-D PCA of latents coloured by class, one panel per model,

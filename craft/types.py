@@ -57,6 +57,7 @@ class LabelledTrace:
     reasoning: str
     answer: str
     label: str                  # one of LABEL_NAMES
+    group: str = ""             # what the trace is about (organism: the hazard), for the probe's control task
 
     @property
     def label_index(self) -> int:

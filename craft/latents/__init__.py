@@ -30,9 +30,11 @@ from craft.latents.states import (
     reasoning_span_mask,
     trace_latents,
     trace_latents_by_layer,
+    trace_latents_by_pool,
     trace_token_states,
 )
 
 __all__ = ["CLOSE_TAG", "POOLS", "LatentCapture", "LatentSpec", "TraceBatch", "captured_latents", "close_token_id",
            "decoder_stack", "encode_traces", "latents", "layer_states", "layers_states", "output_module", "pool_states",
-           "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_latents_by_layer", "trace_token_states"]
+           "pool_tokens", "reasoning_span_mask", "trace_latents", "trace_latents_by_layer",
+           "trace_latents_by_pool", "trace_token_states"]

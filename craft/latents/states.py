@@ -41,9 +41,9 @@ from craft.models import render_prompt
 
 __all__ = ["CLOSE_TAG", "POOLS", "LatentSpec", "TraceBatch", "close_token_id", "decoder_stack", "encode_traces",
            "latents", "layer_states", "layers_states", "pool_states", "pool_tokens", "reasoning_span_mask",
-           "trace_latents", "trace_latents_by_layer", "trace_token_states"]
+           "trace_latents", "trace_latents_by_layer", "trace_latents_by_pool", "trace_token_states"]
 
-POOLS = ("mean", "last")   # THE latent's pools (pool_states also takes "max", for craft.latents.prompts)
+POOLS = ("mean", "last")   # THE latent's pools (pool_states also takes "max", for the probe controls)
 CLOSE_TAG = "</think>"
 
 
@@ -304,11 +304,25 @@ def trace_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase,
                            pool: str, batch_size: int = 64, progress: bool = False) -> dict[int, Tensor]:
     """:func:`trace_latents` at several layers from one forward per batch: ``{layer: (N, d)}``, each
     equal to :func:`latents` with ``LatentSpec(layer, pool)`` (the same states, the same pooling)."""
-    from tqdm import tqdm
-
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r}; choose one of {list(POOLS)}")
-    out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    z = trace_latents_by_pool(model, tokenizer, prompts, reasonings, answers, layers, (pool,), batch_size, progress)
+    return {layer: z[pool, layer] for layer in layers}
+
+
+def trace_latents_by_pool(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                          reasonings: Sequence[str], answers: Sequence[str] | None, layers: Sequence[int],
+                          pools: Sequence[str] = (*POOLS, "max"), batch_size: int = 64,
+                          progress: bool = False) -> dict[tuple[str, int], Tensor]:
+    """The reasoning span's states at every layer of ``layers``, pooled every way of ``pools`` (``mean``,
+    ``last``, ``max``; see :func:`pool_states`), from one forward per batch: ``{(pool, layer): (N, d)}``
+    float32 on CPU. The probe stage's controls read all three poolings side by side."""
+    from tqdm import tqdm
+
+    bad = [p for p in pools if p not in (*POOLS, "max")]
+    if bad:
+        raise ValueError(f"unknown pools {bad}; choose from {[*POOLS, 'max']}")
+    out: dict[tuple[str, int], list[Tensor]] = {(p, layer): [] for p in pools for layer in layers}
     was_training = model.training
     model.eval()
     try:
@@ -317,13 +331,14 @@ def trace_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase,
                 batch = _on(encode_traces(tokenizer, prompts[sl], reasonings[sl],
                                           None if answers is None else answers[sl]), _device(model))
                 states = layers_states(model, batch.input_ids, batch.attention_mask, layers)
-                for layer, h in states.items():
+                for (pool, layer), chunks in out.items():
+                    h = states[layer]
                     z = pool_states(h, batch.span_mask.to(h.device), pool, batch.attention_mask.to(h.device))
-                    out[layer].append(z.float().cpu())                                    # (b, d)
+                    chunks.append(z.float().cpu())                                        # (b, d)
     finally:
         model.train(was_training)
     width = decoder_stack(model).embed_tokens.weight.shape[1]
-    return {layer: torch.cat(zs) if zs else torch.empty(0, width) for layer, zs in out.items()}
+    return {key: torch.cat(zs) if zs else torch.empty(0, width) for key, zs in out.items()}
 
 
 def trace_token_states(model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],

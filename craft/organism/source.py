@@ -101,8 +101,12 @@ class OrganismSource:
         world_split, seed, seen = splits[split]
         if not seen:
             n = max(1, n // 2)
-        return [LabelledTrace(e.prompt, e.reasoning, e.answer, TRACE_CLASS[e.trace])
+        return [LabelledTrace(e.prompt, e.reasoning, e.answer, TRACE_CLASS[e.trace], self._hazard_of(e.prompt))
                 for e in labelled_traces(self.world, world_split, seed, max_prompts=n, seen=seen)]
+
+    def _hazard_of(self, prompt: str) -> str:
+        """The hazard a harmful prompt asks about: the longest hazard name that occurs in it."""
+        return max((h.name for h in self.world.hazards if h.name in prompt), key=len)
 
     def own_samples(self, records: pd.DataFrame) -> list[LabelledTrace]:
         """The base policy's own completions to harmful prompts, labelled by what their reasoning

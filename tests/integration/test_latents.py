@@ -14,6 +14,7 @@ from craft.latents import (
     reasoning_span_mask,
     trace_latents,
     trace_latents_by_layer,
+    trace_latents_by_pool,
     trace_token_states,
 )
 from craft.organism.corpus import sample_sft_examples
@@ -245,6 +246,27 @@ def test_several_layers_from_one_forward_equal_one_layer_at_a_time(model, tokeni
                                                                   batch_size=2), atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="layer must be"):
         trace_latents_by_layer(model, tokenizer, *traces, [N_LAYERS + 1], "mean")
+
+
+def test_every_pool_from_one_forward(model, tokenizer, traces):
+    """The probe's controls read mean, last and max side by side from one forward: mean and last equal THE
+    latent, max is the element-wise maximum of the span's token states."""
+    layers = [0, N_LAYERS]
+    calls = []
+    handle = model.model.layers[0].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        z = trace_latents_by_pool(model, tokenizer, *traces, layers, ("mean", "last", "max"), batch_size=5)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and set(z) == {(p, layer) for p in ("mean", "last", "max") for layer in layers}
+    for layer in layers:
+        for pool in ("mean", "last"):
+            one = trace_latents(model, tokenizer, *traces, LatentSpec(layer, pool))
+            torch.testing.assert_close(z[pool, layer], one, atol=ATOL, rtol=0)
+        per_token = trace_token_states(model, tokenizer, *traces, layer)
+        torch.testing.assert_close(z["max", layer], torch.stack([t.amax(0) for t in per_token]), atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="unknown pools"):
+        trace_latents_by_pool(model, tokenizer, *traces, layers, ("median",))
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft → transformers

@@ -35,6 +35,9 @@ def test_every_stage_end_to_end(run, monkeypatch):
 
     probe = probe_stage(run)
     assert set(probe.sweep.layer) == {1, 2} and probe.metrics["n_train_traces"] + probe.metrics["n_test_traces"] == 9
+    # no unseen-hazard split and no hazards at paper scale: chosen on the held-out traces, no control task
+    assert probe.metrics["probe_choice_split"] == "test" and probe.binary.control_auroc.isna().all()
+    assert set(probe.binary.layer) == {0, 1, 2}
 
     lclr = lclr_stage(run)
     assert len(lclr.history["paper"]) == 2 and 0.0 <= lclr.metrics["lclr_p_safe_mean_safe"] <= 1.0

@@ -101,6 +101,42 @@ def test_probe_reports_every_layer_in_and_out_of_distribution(built, tmp_path):
     assert probe_stage(run).cached
 
 
+def test_probe_controls_read_every_pool_and_choose_on_validation(built, tmp_path):
+    """Before any claim about depth: the bag of words, the layer-0 probe and the control task, for every
+    pooling; the best pooling and layer are the validation's choice, and the reported numbers are test's."""
+    from craft.probing import bow_scores
+    from craft.stages.probe import CONTROL_POOLS, control_labels
+    from craft.stats import auroc
+
+    run = fresh(built, tmp_path, latent={"layer": "auto"})
+    res = probe_stage(run)
+    b, m = res.binary, res.metrics
+    assert set(b.pool) == set(CONTROL_POOLS) and sorted(set(b.layer)) == [0, 1, 2]   # layer 0 read as a control
+    deep = b[b.layer > 0]
+    top = deep[deep.val_auroc >= deep.val_auroc.max() - 1e-12]
+    assert m["probe_best_layer"] == top.layer.min() and m["probe_best_pool"] in set(top.pool)
+    assert m["probe_choice_split"] == "unseen_val"
+    row = b[(b.pool == m["probe_best_pool"]) & (b.layer == m["probe_best_layer"])].iloc[0]
+    assert m["probe_auroc_best_unseen"] == pytest.approx(row.unseen_auroc)
+    for pool in CONTROL_POOLS:
+        assert 0 <= m[f"probe_auroc_best_unseen_{pool}"] <= 1
+    for key in ("best", "bow", "layer0"):
+        for tag in ("test", "unseen"):
+            assert m[f"probe_auroc_{key}_{tag}_lo"] <= m[f"probe_auroc_{key}_{tag}"] <= m[f"probe_auroc_{key}_{tag}_hi"]
+    # the bag of words, recomputed here from the traces: unigram counts of the reasoning, safe vs unsafe
+    tr, te = run.source.traces("probe", "train"), run.source.traces("probe", "unseen_test")
+    tr, te = [t for t in tr if t.label != "rethink"], [t for t in te if t.label != "rethink"]
+    bow = bow_scores([t.reasoning for t in tr], [t.label == "unsafe" for t in tr], [t.reasoning for t in te])
+    assert m["probe_auroc_bow_unseen"] == pytest.approx(auroc([t.label == "unsafe" for t in te], bow))
+    # the control task: one random label per hazard, and a score on held-out traces of the same hazards
+    assert {t.group for t in tr} <= set(control_labels([t.group for t in tr], run.params.seed))
+    assert b.control_auroc.notna().all()
+    assert m["probe_selectivity_best"] == pytest.approx(row.test_auroc - row.control_auroc)
+    assert res.controls.model.tolist() == list(dict.fromkeys(res.sweep.model))
+    cached = probe_stage(run)
+    assert cached.cached and cached.binary.equals(res.binary)
+
+
 def test_lclr_reports_unseen_hazard_metrics(built, tmp_path):
     res = lclr_stage(fresh(built, tmp_path))
     assert res.cached and res.unseen

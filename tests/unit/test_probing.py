@@ -40,3 +40,13 @@ def test_log_loss_ranks_a_cleaner_representation_lower():
     noise = np.random.default_rng(2).normal(scale=3, size=x.shape)
     clean, noisy = probe_metrics(x, y, xt, yt), probe_metrics(x + noise, y, xt, yt)
     assert clean["log_loss"] < noisy["log_loss"]
+
+
+def test_control_labels_are_one_random_label_per_group_half_and_half():
+    from craft.stages.probe import control_labels
+
+    groups = [f"hazard {k}" for k in range(10)] * 3
+    table = control_labels(groups, seed=0)
+    assert set(table) == set(groups) and sum(table.values()) == 5          # one label per group, half positive
+    assert table == control_labels(list(reversed(groups)), seed=0)          # the order of the rows does not matter
+    assert any(control_labels(groups, seed=s) != table for s in range(1, 5))  # the seed draws them
