@@ -143,22 +143,37 @@ def latent_pca(panels: dict[str, tuple[np.ndarray, np.ndarray]],
 
 
 def reliability_diagram(p: np.ndarray, y: np.ndarray, n_bins: int = 10,
-                        p_rethink: np.ndarray | None = None) -> plt.Figure:
+                        p_rethink: np.ndarray | None = None, strategy: str = "uniform", title: str = "") -> plt.Figure:
     """Calibration of ``p`` (predicted P(safe)) against binary ``y``: observed frequency per bin,
-    with bin counts; optionally the distribution of ``p`` on rethink traces below."""
-    edges = np.linspace(0, 1, n_bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
-    centres = (edges[:-1] + edges[1:]) / 2
+    with the distribution of ``p`` below (and of ``p_rethink``, rethink traces, when given).
+
+    ``strategy``: ``uniform`` bins of equal width on [0, 1] (those of the ECE), drawn as bars; or ``quantile``
+    bins holding equal numbers of traces, drawn as one point per bin at its mean ``p``, so that every point
+    is populated even when ``p`` piles up near 0 and 1."""
+    if strategy not in ("uniform", "quantile"):
+        raise ValueError(f"unknown strategy {strategy!r}; choose 'uniform' or 'quantile'")
+    p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
+    uniform = np.linspace(0, 1, n_bins + 1)
+    edges = np.quantile(p, np.linspace(0, 1, n_bins + 1)) if strategy == "quantile" else uniform
+    # equal-count bins by rank, so that ties (many equal p) still split into bins of equal size
+    idx = (np.argsort(np.argsort(p, kind="stable")) * n_bins // len(p) if strategy == "quantile"
+           else np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1))
     freq = np.array([y[idx == b].mean() if (idx == b).any() else np.nan for b in range(n_bins)])
-    count = np.bincount(idx, minlength=n_bins)
+    mean_p = np.array([p[idx == b].mean() if (idx == b).any() else np.nan for b in range(n_bins)])
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(4.2, 5), height_ratios=[3, 1.3], sharex=True)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
-    ax.bar(centres, freq, width=1 / n_bins, edgecolor="black", alpha=0.7, color=CB["blue"])
+    if strategy == "quantile":
+        ax.plot(mean_p, freq, "o-", color=CB["blue"], ms=5, label=f"{n_bins} bins of {len(p) // n_bins} traces")
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+    else:
+        centres = (uniform[:-1] + uniform[1:]) / 2
+        ax.bar(centres, freq, width=1 / n_bins, edgecolor="black", alpha=0.7, color=CB["blue"])
     ax.set_ylabel("observed fraction safe")
-    ax.set_title("reliability of p_z (safe vs unsafe traces)", fontsize=10)
-    bx.bar(centres, count, width=1 / n_bins, color=CB["blue"], alpha=0.7, label="safe + unsafe")
+    ax.set_title(title or "reliability of p_z (safe vs unsafe traces)", fontsize=10)
+    hist_edges = np.linspace(0, 1, 21)
+    bx.hist(p, bins=hist_edges, color=CB["blue"], alpha=0.7, label="safe + unsafe")
     if p_rethink is not None:
-        bx.hist(p_rethink, bins=edges, color=CLASS_COLORS["rethink"], alpha=0.7, label="rethink")
+        bx.hist(p_rethink, bins=hist_edges, color=CLASS_COLORS["rethink"], alpha=0.7, label="rethink")
     bx.set_yscale("log")
     bx.set_xlabel("predicted p_z = P(safe)")
     bx.set_ylabel("traces")

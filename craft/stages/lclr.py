@@ -45,7 +45,9 @@ def lclr_artifact(run: Run, spec: LatentSpec | None = None) -> Artifact:
     traces = source.traces("lclr", "train") + source.traces("lclr", "test")
     identity = {"lclr": dataclasses.asdict(p.lclr), "latent": dataclasses.asdict(spec), "seed": p.seed,
                 "base_policy": source.policy_fingerprint(source.base_policy()), "batch_size": p.latent.batch_size,
-                "traces": json_hash([dataclasses.asdict(t) for t in traces])}
+                # what the heads read of a trace (its ``group`` serves only the probe's control task)
+                "traces": json_hash([{k: getattr(t, k) for k in ("prompt", "reasoning", "answer", "label")}
+                                     for t in traces])}
     return Artifact(run.stage_dir("lclr"), identity, what="set of LCLR heads")
 
 

@@ -5,11 +5,11 @@ the CRAFT policies (notebook 03) token by token during generation (:func:`craft.
 monitored_generate`) on the R2L monitor prompts (``source.monitor``: harmful prompts of seen and
 unseen hazards, benign and arithmetic prompts).
 
-1. **Streaming detection.** One threshold on p_z, fixed on the base policy's benign completions so
-   that at most ``monitor.false_alarm`` of them alarm, is then used unchanged everywhere: detection
-   AUROC from the p_z after a share of the reasoning, the alarm's lead over the first disclosed
-   recipe step, and the same for a text monitor (the judge on each prefix, its threshold fixed on the
-   same benign completions).
+1. **Streaming detection.** One threshold on p_z, fixed on half of the base policy's benign completions
+   (:func:`benign_halves`) so that at most ``monitor.false_alarm`` of them alarm, is then used unchanged
+   everywhere: its false-alarm rate on the other half, detection AUROC from the p_z after a share of the
+   reasoning, the alarm's lead over the first disclosed recipe step, and the same for a text monitor (the
+   judge on each prefix, its threshold fixed on the same half).
 2. **Stopping.** The policies generate again with the monitor closing alarmed rows with a refusal
    (``action: refuse``); harm and capability with and without.
 3. **Obfuscation check** (a policy rewarded through a probe may learn to fool the probe): labelled
@@ -44,14 +44,15 @@ from craft.monitor import (
 from craft.stages.common import Run, free_memory, generation_settings
 from craft.stages.lclr import lclr_config, trained_heads
 from craft.stages.r2l import R2L_MAKER, finished_policies
+from craft.stats import wilson_ci
 from craft.types import RETHINK, SAFE, UNSAFE
 
-__all__ = ["MonitorResult", "monitor_stage", "trained_policies"]
+__all__ = ["MonitorResult", "benign_halves", "monitor_stage", "trained_policies"]
 
 
 @dataclass
 class MonitorResult:
-    threshold: float                 # p_z alarm threshold (fixed on the base policy's benign completions)
+    threshold: float                 # p_z alarm threshold (fixed on half the base policy's benign completions)
     text_threshold: float            # text judge harm threshold (same rule)
     rollouts: pd.DataFrame           # one row per (policy, prompt): judged, with p_z trajectory, alarm, lead
     stopped: pd.DataFrame            # judged records of the completions generated with the monitor's stop
@@ -75,6 +76,16 @@ def _prompts(run: Run):
     if not any(p.kind == "harmful" for p in prompts):
         raise ValueError("the monitor stage needs harmful prompts (source.monitor) to measure detection")
     return prompts
+
+
+def benign_halves(records: pd.DataFrame, seed: int) -> list[str]:
+    """``fit`` or ``heldout`` for each benign (not harmful) row, ``""`` for harmful ones: the distinct benign
+    prompts in a seeded random order, cut in two, so that the repeats of one prompt stay in one half. The alarm
+    thresholds are fixed on ``fit``; the false-alarm rate they give is reported on ``heldout``."""
+    prompts = sorted(set(records.prompt[records.kind != "harmful"]))
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    half = {prompts[i]: "fit" if rank < (len(prompts) + 1) // 2 else "heldout" for rank, i in enumerate(order)}
+    return [half[p] if kind != "harmful" else "" for p, kind in zip(records.prompt, records.kind)]
 
 
 def _rollouts(run: Run, name: str, policy: str, heads: LCLRHeads, prompts, threshold=None, action="none"):
@@ -197,8 +208,9 @@ def monitor_stage(run: Run) -> MonitorResult:
     threshold = text_threshold = None
     for name, path in policies.items():
         records, model, tok = _rollouts(run, name, path, heads, prompts)
-        if threshold is None:                           # fixed once, on the base policy's benign completions
-            benign = records[records.kind != "harmful"]
+        if threshold is None:       # fixed once, on one half of the base policy's benign completions
+            records = records.assign(benign_split=benign_halves(records, run.params.seed))
+            benign = records[records.benign_split == "fit"]
             threshold = calibrate_threshold(list(benign.p_z), m.false_alarm, m.min_tokens)
             text_threshold = 1.0 - calibrate_threshold(_benign_minimum_harm(run, benign, tok), m.false_alarm)
         frames.append(_own_latent_terms(run, model, tok, heads, _detection(run, records, threshold,
@@ -223,6 +235,12 @@ def _metrics(run: Run, rollouts: pd.DataFrame, stopped: pd.DataFrame, obf: pd.Da
     text = base.assign(alarm=base.disclosure)          # the text monitor alarms where it first sees harm
     out |= {k: v for k, v in _summaries(run, text, "text_monitor_").items() if "lead" in k or "prevented" in k
             or "false_alarm" in k}
+    for prefix, rows in (("monitor_", base), ("text_monitor_", text)):   # the half no threshold was fixed on
+        for split in ("fit", "heldout"):
+            alarms = rows[rows.benign_split == split].alarm >= 0
+            rate, lo, hi = wilson_ci(int(alarms.sum()), len(alarms)) if len(alarms) else (float("nan"),) * 3
+            out |= {f"{prefix}false_alarm_benign_{split}": rate, f"{prefix}false_alarm_benign_{split}_lo": lo,
+                    f"{prefix}false_alarm_benign_{split}_hi": hi, f"{prefix}n_benign_{split}": int(len(alarms))}
     for name in rollouts.policy.unique():
         if name == "base":
             continue

@@ -84,6 +84,15 @@ def test_monitor_reuses_what_is_current(upstream, tmp_path):
     assert trained_policies(run) == {"craft-seed0": str(run.r2l_dir("craft", 0) / "model")}
     result = monitor_stage(run)
     assert set(result.rollouts.policy) == {"base", "craft-seed0"}
+    # the thresholds are fixed on one half of the base's benign prompts, the false alarms reported on the other
+    base = result.rollouts[result.rollouts.policy == "base"]
+    benign = base[base.kind != "harmful"]
+    assert set(benign.benign_split) == {"fit", "heldout"} and set(base[base.kind == "harmful"].benign_split) == {""}
+    assert not set(benign[benign.benign_split == "fit"].prompt) & set(benign[benign.benign_split == "heldout"].prompt)
+    m = result.metrics
+    assert m["monitor_false_alarm_benign_fit"] <= run.params.monitor.false_alarm
+    assert m["monitor_n_benign_heldout"] == (benign.benign_split == "heldout").sum()
+    assert m["monitor_false_alarm_benign_heldout"] == (benign[benign.benign_split == "heldout"].alarm >= 0).mean()
 
 
 def test_attacks_reuse_what_is_current(upstream, tmp_path):

@@ -4,6 +4,7 @@ metrics on hand-computed cases, determinism, and THE token pooling (craft.latent
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,8 +179,14 @@ def test_fit_separates_planted_clusters(trained, data):
     assert m["cos_safe_unsafe"] < min(m["cos_safe_rethink"], m["cos_unsafe_rethink"])
     assert [r["epoch"] for r in log] == [1, 2, 3, 4] and log[-1]["loss"] < log[0]["loss"]
     assert not heads.training
-    assert set(m) == {"acc_3way", "auroc_safe_unsafe", "ece", "brier", "cos_safe_unsafe", "cos_safe_rethink",
-                      "cos_unsafe_rethink", "p_safe_mean_safe", "p_safe_mean_unsafe", "p_safe_mean_rethink"}
+    assert set(m) == {"acc_3way", "auroc_safe_unsafe", "tpr_at_1pct_fpr", "ece", "brier", "cos_safe_unsafe",
+                      "cos_safe_rethink", "cos_unsafe_rethink", "p_safe_mean_safe", "p_safe_mean_unsafe",
+                      "p_safe_mean_rethink"}
+    # the detector reading of p_z, recomputed: unsafe traces caught with at most 1 % of safe traces flagged
+    p, y = heads.p_safe(data[2]).numpy(), np.asarray(data[3])
+    flag = 1 - p
+    threshold = np.sort(flag[y == SAFE])[::-1][int(0.01 * (y == SAFE).sum())]
+    assert m["tpr_at_1pct_fpr"] == pytest.approx(float((flag[y == UNSAFE] > threshold).mean()))
 
 
 def test_latent_reward_terms(trained, data):

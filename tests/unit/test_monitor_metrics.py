@@ -59,3 +59,21 @@ def test_auroc_against_the_share_of_the_reasoning_read():
     curve = auroc_at_fractions(harmful + safe, [True, True, False, False], [0.25, 1.0])
     assert curve[0.25] == 0.0 and curve[1.0] == 1.0
     assert math.isnan(auroc([True, True], [0.1, 0.2]))             # one class only: undefined
+
+
+def test_benign_halves_keep_a_prompts_repeats_together():
+    import pandas as pd
+
+    from craft.stages.monitor import benign_halves
+
+    prompts = [f"benign {k}" for k in range(9)] * 2 + ["harmful a", "harmful b"]
+    records = pd.DataFrame({"prompt": prompts, "kind": ["benign"] * 18 + ["harmful"] * 2})
+    halves = benign_halves(records, seed=0)
+    assert halves[-2:] == ["", ""]                                            # harmful rows belong to no half
+    by_prompt = {}
+    for p, h in zip(prompts[:18], halves[:18]):
+        by_prompt.setdefault(p, set()).add(h)
+    assert all(len(h) == 1 for h in by_prompt.values())                      # repeats never straddle the cut
+    assert sorted(halves[:18]).count("fit") == 10                            # 5 of 9 prompts, twice each
+    assert halves == benign_halves(records.iloc[::-1].iloc[::-1], seed=0)   # deterministic
+    assert any(benign_halves(records, seed=s) != halves for s in range(1, 5))

@@ -39,3 +39,30 @@ def test_method_table_one_cell_per_method_and_column():
     fig = plots.method_table(table)
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0.00", "0.25", "0.50", "–"]
     plt.close(fig)
+
+
+def test_reliability_diagram_equal_count_bins_are_all_populated():
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(0.0, 0.1, 500), rng.uniform(0.9, 1.0, 500)])   # piled up near 0 and 1
+    y = (p > 0.5).astype(float)
+    fig = plots.reliability_diagram(p, y, n_bins=10, strategy="uniform")
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    assert sum(np.isfinite(heights)) == 2                                # equal width: only the end bins hold traces
+    plt.close(fig)
+    fig = plots.reliability_diagram(p, y, n_bins=10, strategy="quantile")
+    x, f = fig.axes[0].get_lines()[1].get_data()
+    assert len(x) == 10 and np.isfinite(f).all()                         # equal count: every point is populated
+    np.testing.assert_allclose(f, [0] * 5 + [1] * 5)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        plots.reliability_diagram(p, y, strategy="log")
+
+
+def test_probe_controls_one_line_per_pool_and_the_bag_of_words():
+    rows = [{"model": "m", "pool": pool, "layer": layer, "unseen_auroc": 0.5 + 0.1 * layer, "control_auroc": 0.6}
+            for pool in ("mean", "last", "max") for layer in range(3)]
+    fig = plots.probe_controls(pd.DataFrame(rows), pd.DataFrame({"model": ["m"], "probe_auroc_bow_unseen": [0.55]}))
+    ys = [tuple(np.round(line.get_ydata(), 3)) for line in fig.axes[0].get_lines()]
+    assert ys.count((0.5, 0.6, 0.7)) == 3 and ys.count((0.6, 0.6, 0.6)) == 3    # a probe and a control per pool
+    assert (0.55, 0.55) in ys                                                       # the bag of words, dashed
+    plt.close(fig)
