@@ -89,11 +89,17 @@ def binary_probe_scores(x_train, y_train, *x_eval, C: float = 1.0, seed: int = 0
     return [clf.predict_proba(np.asarray(x))[:, positive] for x in x_eval]
 
 
-def bow_scores(texts_train, y_train, texts_eval, C: float = 1.0, seed: int = 0) -> np.ndarray:
-    """P(positive) of a bag-of-words control: unigram counts, then logistic regression. What a probe
-    scores above it is what the hidden states know beyond which words occur."""
+def bow_classifier(texts_train, y_train, C: float = 1.0, seed: int = 0):
+    """A bag-of-words classifier fitted on ``texts_train``: unigram counts, then logistic regression
+    (binary or multinomial, as ``y_train``). What a probe scores above it is what the hidden states know
+    beyond which words occur."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     clf = make_pipeline(CountVectorizer(lowercase=True), LogisticRegression(C=C, max_iter=2000, random_state=seed))
-    clf.fit(list(texts_train), np.asarray(y_train))
+    return clf.fit(list(texts_train), np.asarray(y_train))
+
+
+def bow_scores(texts_train, y_train, texts_eval, C: float = 1.0, seed: int = 0) -> np.ndarray:
+    """P(positive) of the bag-of-words control (:func:`bow_classifier`) for each of ``texts_eval``."""
+    clf = bow_classifier(texts_train, y_train, C, seed)
     return clf.predict_proba(list(texts_eval))[:, list(clf.classes_).index(True)]

@@ -31,7 +31,16 @@ import pandas as pd
 
 from craft.io import atomic_write, load_json
 from craft.latents import LatentSpec, trace_latents_by_pool
-from craft.probing import axis_position, binary_probe_scores, bow_scores, choose_layer, fit_probe, pca_2d, tpr_at_fpr
+from craft.probing import (
+    axis_position,
+    binary_probe_scores,
+    bow_classifier,
+    bow_scores,
+    choose_layer,
+    fit_probe,
+    pca_2d,
+    tpr_at_fpr,
+)
 from craft.runs import Artifact, is_main_process, json_hash, locked
 from craft.stages.common import Run, free_memory
 from craft.stages.completions import evaluate_policies
@@ -251,25 +260,17 @@ def _controls(run: Run, df: pd.DataFrame, feats_by_pool: dict, traces: dict, lab
                     f"probe_auroc_{key}_{tag}_hi": hi}
         gain = bootstrap_ci(lambda yy, a, b: auroc(yy, a) - auroc(yy, b), y, probe, bow, groups=groups, seed=p.seed)
         out |= dict(zip((f"probe_minus_bow_{tag}", f"probe_minus_bow_{tag}_lo", f"probe_minus_bow_{tag}_hi"), gain))
-        row = df[(df.pool == best.pool) & (df.layer == best.layer)].iloc[0]
         out |= {f"probe_tpr_at_1pct_fpr_best_{tag}": tpr_at_fpr(y, probe),
                 f"probe_tpr_at_1pct_fpr_bow_{tag}": tpr_at_fpr(y, bow),
-                f"probe_acc_3way_best_{tag}": float(row[f"{tag}_acc_3way"]),
+                f"probe_acc_3way_best_{tag}": float(best[f"{tag}_acc_3way"]),
                 f"probe_acc_3way_bow_{tag}": three_way_bow[split]}
-    row = df[(df.pool == best.pool) & (df.layer == best.layer)].iloc[0]
-    out |= {"probe_control_auroc_best": float(row.control_auroc), "probe_selectivity_best": float(row.selectivity)}
+    out |= {"probe_control_auroc_best": float(best.control_auroc), "probe_selectivity_best": float(best.selectivity)}
     return out
 
 
 def _bow_3way(texts: dict, labels: dict, p) -> dict[str, float]:
-    """3-way accuracy of a bag of words (unigram counts, logistic regression) on each test split."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    clf = make_pipeline(CountVectorizer(lowercase=True),
-                        LogisticRegression(C=p.probe.C, max_iter=2000, random_state=p.seed))
-    clf.fit(texts["train"], labels["train"])
+    """3-way accuracy of the bag of words (:func:`craft.probing.bow_classifier`) on each test split."""
+    clf = bow_classifier(texts["train"], labels["train"], p.probe.C, p.seed)
     return {s: float(clf.score(texts[s], labels[s])) if len(labels[s]) else float("nan")
             for s in ("test", "unseen_test")}
 
