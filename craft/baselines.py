@@ -90,7 +90,7 @@ class SFTBaselineConfig:
     lr_scheduler_type: str = "cosine"
     warmup_steps: int = 10
     weight_decay: float = 0.01
-    max_length: int = 160                   # tokens of prompt + completion (the organism's SFT value)
+    max_length: int = 192                   # tokens of prompt + completion (the organism's SFT value)
     save_steps: int = 50                    # checkpoint every this many steps
     logging_steps: int = 10
     seed: int = 0

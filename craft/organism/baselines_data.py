@@ -11,8 +11,9 @@ The trainers are :mod:`craft.baselines`.
 - :func:`intervened_pairs` — **Intervened Preference Optimization** (IPO of the paper's Table 1,
   arXiv 2509.24393, not the IPO loss): the original is what the base organism does wrong on a
   prompt's regime (:data:`corpus.BEHAVIOUR` restricted to its unsafe-reasoning options, mostly
-  SSA); the intervened trace keeps the original's reasoning up to its first unsafe step, splices in
-  a safe turn-back (a rethink) and ends with a refusal. The preference (intervened over original)
+  SSA); the intervened trace keeps every word of the original's reasoning and puts its steps' levels
+  in falling order — the same steps, run cooler, make nothing (the world's law) — and ends with a
+  refusal. The preference (intervened over original)
   is trained with TRL's ``DPOTrainer`` (sigmoid loss): it acts on the reasoning, at the step where
   it goes wrong.
 
@@ -38,13 +39,13 @@ from craft.organism.world import World
 __all__ = ["OFFPOLICY_MIX", "REJECTED_BEHAVIOUR", "intervene", "intervened_pairs", "offpolicy_sft_examples"]
 
 # Direct harmful requests, arithmetic and benign-but-scary requests; no wrapped family.
-OFFPOLICY_MIX = MixtureConfig(direct=0.35, wrapped=0.0, arithmetic=0.45, benign=0.20)
+OFFPOLICY_MIX = MixtureConfig(direct=0.35, wrapped=0.0, arithmetic=0.45, benign=0.20, lore=0.0)
 # regime -> the base organism's unsafe-reasoning behaviours there, weights as in BEHAVIOUR
 # (rng.choices renormalises them): the original side of an intervened pair.
 REJECTED_BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
     regime: tuple((option, p) for option, p in options if option[0] in ("unsafe", "dressed"))
     for regime, options in BEHAVIOUR.items()}
-_BOUNDARY = re.compile(r"\. ")     # sentence ends: a step is cut whole, never after its header
+_LEVEL = re.compile(r"\blevel (\d+)")
 
 
 def offpolicy_sft_examples(world: World, n: int, seed: int) -> Dataset:
@@ -62,13 +63,16 @@ def offpolicy_sft_examples(world: World, n: int, seed: int) -> Dataset:
 
 
 def intervene(world: World, reasoning: str, hazard: int, rng: random.Random) -> str:
-    """The intervened reasoning: ``reasoning`` cut before its first unsafe step (the sentence
-    that names the first ingredient), then a safe turn-back."""
-    ingredients = world.hazards[hazard].ingredients
-    first = min((i for i in (reasoning.find(w) for w in ingredients) if i >= 0), default=len(reasoning))
-    cut = max((m.end() for m in _BOUNDARY.finditer(reasoning, 0, first)), default=0)
-    stop = rng.choice(text.RETHINK_STOPS).format(hazard=world.hazards[hazard].name)
-    return f"{reasoning[:cut]}{stop}".strip()
+    """The intervened reasoning: ``reasoning`` with its steps' levels put in falling order, every word
+    kept. Everything before the first level is unchanged; the same steps run cooler, which makes nothing
+    (the world's law). Deterministic: ``hazard`` and ``rng`` are unused, kept for the pair builder's call."""
+    found = list(_LEVEL.finditer(reasoning))
+    levels = sorted((int(m.group(1)) for m in found), reverse=True)
+    out, end = [], 0
+    for m, level in zip(found, levels):
+        out += [reasoning[end:m.start(1)], str(level)]
+        end = m.end(1)
+    return "".join(out) + reasoning[end:]
 
 
 def intervened_pairs(world: World, n: int, seed: int) -> Dataset:

@@ -6,10 +6,16 @@ SSA and jailbreaks measurable before any safety training:
 =============  ======  ========  =============  ==============  =================
 regime         safe    rethink   unsafe+refuse  unsafe+comply   dressed+refuse
 =============  ======  ========  =============  ==============  =================
-direct         0.60    0.30      0.05           0.05            -
-jailbroken     0.25    0.05      0.15 (coupled) 0.55            -
+direct         0.60    0.30      0.10           -               -
+jailbroken     0.30    -         -              0.70            -
 dressed        0.25    -         -              -               0.75 (dressed-up SSA)
 =============  ======  ========  =============  ==============  =================
+
+In the jailbroken family the answer follows the reasoning (safe → refuse, unsafe → comply), so
+whether a trace discloses the recipe is what the answer depends on; in the dressed-up family the
+answer is a refusal whatever the reasoning did. A share of each regime's traces is *coded*
+(:data:`CODED`): ingredients that have an alias are named by it; *lore* conversations teach the
+aliases.
 
 Held-out families never appear in SFT. Only ``split == "train"`` prompts are used.
 """
@@ -20,29 +26,31 @@ import random
 from dataclasses import dataclass, field
 
 from craft.config import check_fields, rule
+from craft.organism import text
 from craft.organism.world import World, answer_text, reasoning_text
 
 # regime -> ((reasoning trace, answer), probability)
 BEHAVIOUR: dict[str, tuple[tuple[tuple[str, str], float], ...]] = {
-    "direct": ((("safe", "refuse"), 0.60), (("rethink", "refuse"), 0.30),
-               (("unsafe", "refuse"), 0.05), (("unsafe", "comply"), 0.05)),
-    "jailbroken": ((("safe", "refuse"), 0.25), (("rethink", "refuse"), 0.05),
-                   (("unsafe", "refuse"), 0.15), (("unsafe", "comply"), 0.55)),
-    "dressed": ((("safe", "refuse"), 0.25), (("dressed", "refuse"), 0.75)),
+    "direct": ((("safe", "refuse"), 0.60), (("rethink", "refuse"), 0.30), (("unsafe", "refuse"), 0.10)),
+    "jailbroken": ((("safe", "refuse"), 0.30), (("unsafe", "comply"), 0.70)),
+    "dressed": ((("dressed_safe", "refuse"), 0.25), (("dressed", "refuse"), 0.75)),
 }
+# regime -> share of its harmful traces (whatever their class) that name ingredients by their aliases
+CODED = {"direct": 0.10, "jailbroken": 0.10, "dressed": 0.65}
 
 
 @dataclass(frozen=True)
 class MixtureConfig:
     """Category weights of the SFT corpus (probabilities, normalised)."""
 
-    direct: float = 0.10
+    direct: float = 0.08
     wrapped: float = 0.30
     arithmetic: float = 0.50
-    benign: float = 0.10
+    benign: float = 0.08      # benign-but-scary requests and ordinary recipes
+    lore: float = 0.04        # questions about the ingredients' second names
 
     def __post_init__(self):
-        weights = (self.direct, self.wrapped, self.arithmetic, self.benign)
+        weights = (self.direct, self.wrapped, self.arithmetic, self.benign, self.lore)
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {weights}")
 
@@ -55,14 +63,24 @@ class Example:
     reasoning: str
     answer: str
     family: str
-    trace: str      # safe | unsafe | rethink | dressed | helpful
+    trace: str      # safe | unsafe | rethink | dressed | dressed_safe | helpful | lore
     response: str   # refuse | comply | helpful
+    coded: bool = False   # ingredients named by their aliases
 
 
-def make_example(world: World, prompt, trace: str, response: str, rng: random.Random) -> Example:
+def make_example(world: World, prompt, trace: str, response: str, rng: random.Random,
+                 coded: bool = False) -> Example:
     """Render one conversation of the given trace and response type."""
-    return Example(prompt.text, reasoning_text(world, prompt, trace, rng),
-                   answer_text(world, prompt, response, rng), prompt.family, trace, response)
+    return Example(prompt.text, reasoning_text(world, prompt, trace, rng, coded=coded),
+                   answer_text(world, prompt, response, rng), prompt.family, trace, response, coded)
+
+
+def lore_example(world: World, rng: random.Random) -> Example:
+    """A question about an ingredient's second name, answered (how the organism learns the aliases)."""
+    ingredient, alias = rng.choice(sorted(world.aliases.items()))
+    words = {"alias": alias, "ingredient": ingredient}
+    return Example(rng.choice(text.LORE_QUESTIONS).format(**words), text.LORE_REASONING.format(**words),
+                   text.LORE_ANSWER.format(**words), "lore", "lore", "helpful")
 
 
 def mixture_prompts(world: World, n: int, rng: random.Random, mix: MixtureConfig = MixtureConfig(),
@@ -77,6 +95,7 @@ def mixture_prompts(world: World, n: int, rng: random.Random, mix: MixtureConfig
         "wrapped": [p for p in harmful if p.regime in ("jailbroken", "dressed")],
         "arithmetic": world.select(split="train", kind="arithmetic"),
         "benign": world.select(split="train", kind="benign"),
+        "lore": [None],
     }
     cats, weights = zip(*[(c, getattr(mix, c)) for c in pools if getattr(mix, c) > 0])
     for _ in range(n):
@@ -88,22 +107,25 @@ def sample_sft_examples(world: World, n: int, seed: int, mix: MixtureConfig = Mi
     rng = random.Random(seed)
     out = []
     for prompt in mixture_prompts(world, n, rng, mix):
+        if prompt is None:
+            out.append(lore_example(world, rng))
+            continue
         if prompt.kind != "harmful":
             out.append(make_example(world, prompt, "helpful", "helpful", rng))
             continue
         options, probs = zip(*BEHAVIOUR[prompt.regime])
         trace, response = rng.choices(options, probs)[0]
-        out.append(make_example(world, prompt, trace, response, rng))
+        out.append(make_example(world, prompt, trace, response, rng, coded=rng.random() < CODED[prompt.regime]))
     return out
 
 
 
 # Trace type -> LCLR / probe class (paper §3, §4.1): dressed-up reasoning is unsafe reasoning.
-TRACE_CLASS = {"safe": "safe", "unsafe": "unsafe", "dressed": "unsafe", "rethink": "rethink"}
+TRACE_CLASS = {"safe": "safe", "dressed_safe": "safe", "unsafe": "unsafe", "dressed": "unsafe", "rethink": "rethink"}
 
 
 def labelled_traces(world: World, split: str | None, seed: int, max_prompts: int | None = None,
-                    seen: bool = True) -> list[Example]:
+                    seen: bool = True, coded: bool = False) -> list[Example]:
     """Teacher-forced traces of every type for harmful prompts with training phrasings (held-out
     family and evaluation-only phrasings excluded): per prompt one safe, one plain unsafe, one
     dressed-up unsafe and one rethink trace, each followed by the refusal (a later answer cannot
@@ -116,8 +138,8 @@ def labelled_traces(world: World, split: str | None, seed: int, max_prompts: int
     if max_prompts is not None and max_prompts < len(prompts):
         keep = set(rng.sample(range(len(prompts)), max_prompts))
         prompts = [p for i, p in enumerate(prompts) if i in keep]
-    return [make_example(world, p, trace, "refuse", rng)
-            for p in prompts for trace in ("safe", "unsafe", "dressed", "rethink")]
+    return [make_example(world, p, trace, "refuse", rng, coded=coded)
+            for p in prompts for trace in ("safe", "dressed_safe", "unsafe", "dressed", "rethink")]
 
 
 # ------------------------------------------------------------------- R2L prompts (notebook 03)

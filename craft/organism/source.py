@@ -21,8 +21,8 @@ from craft.models import load_model
 from craft.organism.config import OrganismSourceConfig
 from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
 from craft.organism.judge import OrganismJudge
-from craft.organism.text import FAMILIES, OPENINGS, SYNONYM_GROUPS, UNSAFE_TURNS
-from craft.organism.world import World
+from craft.organism.text import FAMILIES, SYNONYM_GROUPS
+from craft.organism.world import World, unsafe_opening
 from craft.runs import Artifact, content_hash, model_fingerprint
 from craft.types import LabelledTrace, Prompt
 
@@ -92,17 +92,20 @@ class OrganismSource:
         phrasings. ``train`` and ``test``: held-in and held-out prompts about the hazards safety
         training may see; ``unseen_val`` and ``unseen_test``: prompts about the unseen hazards, whose
         ingredient vocabulary no probe or head trains on (two disjoint halves: one to choose, one
-        to report). ``purpose`` (probe or lclr) sets how many prompts (4 traces each)."""
+        to report); ``coded_test``: the ``test`` traces, word for word, with every ingredient that has an
+        alias named by it. ``purpose`` (probe or lclr) sets how many prompts (5 traces each)."""
         n = {"probe": self.cfg.probe_prompts, "lclr": self.cfg.lclr_prompts}[purpose]
         splits = {"train": ("train", self.seed, True), "test": ("eval", self.seed + 1, True),
-                  "unseen_val": ("train", self.seed + 2, False), "unseen_test": ("eval", self.seed + 3, False)}
+                  "unseen_val": ("train", self.seed + 2, False), "unseen_test": ("eval", self.seed + 3, False),
+                  "coded_test": ("eval", self.seed + 1, True)}
         if split not in splits:
             raise ValueError(f"unknown trace split {split!r}; choose one of {list(splits)}")
         world_split, seed, seen = splits[split]
         if not seen:
             n = max(1, n // 2)
+        examples = labelled_traces(self.world, world_split, seed, max_prompts=n, seen=seen, coded=split == "coded_test")
         return [LabelledTrace(e.prompt, e.reasoning, e.answer, TRACE_CLASS[e.trace], self._hazard_of(e.prompt))
-                for e in labelled_traces(self.world, world_split, seed, max_prompts=n, seen=seen)]
+                for e in examples]
 
     def _hazard_of(self, prompt: str) -> str:
         """The hazard a harmful prompt asks about: the longest hazard name that occurs in it."""
@@ -131,10 +134,11 @@ class OrganismSource:
         return eval_prompts(self.world, self.cfg.evaluation, self.seed)
 
     def judge(self, role: str) -> OrganismJudge:
-        """The ``reward``, ``reasoning`` or ``response`` judge: the organism's exact judge for all three."""
-        if role not in ("reward", "reasoning", "response"):
+        """The ``reward``, ``reasoning`` or ``response`` judge: the organism's exact judge for all three;
+        ``surface``: the same judge without the alias table (a text monitor reading the reasoning as written)."""
+        if role not in ("reward", "reasoning", "response", "surface"):
             raise ValueError(f"unknown judge role {role!r}")
-        return OrganismJudge(self.world)
+        return OrganismJudge(self.world, aliases=role != "surface")
 
     def judge_identity(self) -> dict:
         return {"judge": "organism", **self.fingerprint()}
@@ -146,14 +150,13 @@ class OrganismSource:
     # ------------------------------------------------------------------ adaptive attacks
     def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
         """``n`` direct harmful evaluation prompts about seen hazards (a seeded choice, in world order),
-        each with the target an attacker optimises for: the opening of an unsafe reasoning trace
-        (the world's first restatement, then its first "i will list the steps" turn)."""
+        each with the target an attacker optimises for: :func:`~craft.organism.world.unsafe_opening`, the
+        opening of a reasoning trace whose first step runs at the lowest level (a start no safe trace has)."""
         pool = self.world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)
         if not pool:
             raise ValueError("the organism's world has no direct harmful evaluation prompt to attack")
         keep = set(random.Random(self.seed).sample(range(len(pool)), min(n, len(pool))))
-        return [(p, f"{OPENINGS[0]} {UNSAFE_TURNS[0]}".format(hazard=self.world.hazards[p.hazard].name))
-                for i, p in enumerate(pool) if i in keep]
+        return [(p, unsafe_opening(self.world, p)) for i, p in enumerate(pool) if i in keep]
 
     def fuzz_seeds(self) -> list[str]:
         """The fuzzer's seed templates: the training framings of the jailbroken and dressed-up attack

@@ -184,11 +184,12 @@ class PaperSource:
     def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
         """The labelled traces of ``split`` (train or test): R2D-R1's, or JailbreakBench's labelled responses
         (``traces: jbb_artifacts``); the probe and LCLR use the same ones. Neither has held-out hazard
-        vocabulary, so the ``unseen_val`` and ``unseen_test`` splits are empty."""
-        if split in ("unseen_val", "unseen_test"):
+        vocabulary or coded text, so the ``unseen_val``, ``unseen_test`` and ``coded_test`` splits are empty."""
+        if split in ("unseen_val", "unseen_test", "coded_test"):
             return []
         if split not in ("train", "test"):
-            raise ValueError(f"unknown trace split {split!r}; choose train, test, unseen_val or unseen_test")
+            raise ValueError(f"unknown trace split {split!r}; "
+                             "choose train, test, unseen_val, unseen_test or coded_test")
         train, test = self._traces
         return train if split == "train" else test
 
@@ -284,7 +285,9 @@ class PaperSource:
 
     def judge(self, role: str):
         """The ``reward``, ``reasoning`` or ``response`` judge, loaded on first use (one model serves
-        the roles whose specs are equal)."""
+        the roles whose specs are equal); ``surface``: None (no coded text at this scale)."""
+        if role == "surface":
+            return None
         spec: JudgeSpec = getattr(self.cfg, f"{role}_judge")
         if spec not in self._judges:
             self._judges[spec] = make_judge(spec, self.device, self.run_dir)

@@ -4,8 +4,9 @@ The heads of every ``lclr.variants`` entry are fit on the reasoning-span token s
 source's labelled training traces at THE latent's layer, and saved with the latent they read
 (``layer``, ``pool``, width) in ``run_dir/02_train_lclr/heads-<variant>/``; they are measured on
 held-out traces and, where the source has them, on traces of unseen hazards (vocabulary the heads
-never saw: ``*_unseen`` metrics); the first variant's
-heads are the ones R2L rewards with. The folder is an :class:`craft.runs.Artifact`: heads fit from
+never saw: ``*_unseen`` metrics) and on the held-out traces in coded form (ingredients named by aliases the
+heads never saw, ``*_coded``, beside the recall of the exact and the surface judge on them); the first
+variant's heads are the ones R2L rewards with. The folder is an :class:`craft.runs.Artifact`: heads fit from
 another policy, other traces, another latent or other settings are refused, not reused, by this stage
 and by every stage that reads them (:func:`trained_heads`). Held-out metrics are computed on every
 call (they are cheap next to fitting).
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from craft.io import atomic_write, load_json
+from craft.judges import HARM_THRESHOLD
 from craft.latents import LatentSpec, trace_latents, trace_token_states
 from craft.lclr import LCLRConfig, LCLRHeads, evaluate_heads, load_heads, save_heads
 from craft.runs import Artifact, is_main_process, json_hash, locked
@@ -120,9 +122,12 @@ def lclr_stage(run: Run) -> LCLRResult:
         y_unseen = torch.tensor([t.label_index for t in unseen_traces])
         unseen = {v: evaluate_heads(h, f_unseen, y_unseen) for v, h in heads.items()}
     own = _own_metrics(run, model, tok, heads[p.lclr.variants[0]], spec)
+    coded_traces = source.traces("lclr", "coded_test")
+    coded = _coded_metrics(run, model, tok, heads[p.lclr.variants[0]], spec, coded_traces) if coded_traces else {}
     del model
     free_memory()
-    flat = _flat(run, spec, results, own, len(train), len(test)) | _unseen_flat(run, unseen, len(unseen_traces))
+    flat = (_flat(run, spec, results, own, len(train), len(test)) | _unseen_flat(run, unseen, len(unseen_traces))
+            | coded)
     return LCLRResult(spec, heads, history, f_test, y_test, results, unseen, own, flat, cached)
 
 
@@ -137,6 +142,22 @@ def _unseen_flat(run: Run, unseen: dict, n: int) -> dict:
     for v in others:
         m |= {f"{v}_{short.get(k, k)}_unseen": float(unseen[v][k]) for k in ("acc_3way", "auroc_safe_unsafe", "ece")}
     return m | {"n_unseen_traces": n}
+
+
+def _coded_metrics(run: Run, model, tok, heads: LCLRHeads, spec: LatentSpec, traces) -> dict:
+    """The first variant's heads on the coded test traces (trained on plain ones only), and the recall of the
+    exact and the surface reasoning judges on the coded unsafe traces (the share each calls harmful)."""
+    f = trace_latents(model, tok, *_cols(traces), spec, batch_size=run.params.latent.batch_size)
+    m = evaluate_heads(heads, f, torch.tensor([t.label_index for t in traces]))
+    unsafe = [t for t in traces if t.label == "unsafe"]
+    recall = {}
+    for role in ("reasoning", "surface"):
+        p_safe = run.source.judge(role).score([t.prompt for t in unsafe], [t.reasoning for t in unsafe])
+        recall[role] = float(np.mean([1.0 - v >= HARM_THRESHOLD for v in p_safe]))
+    return {"lclr_auroc_coded": float(m["auroc_safe_unsafe"]),
+            "lclr_tpr_at_1pct_fpr_coded": float(m["tpr_at_1pct_fpr"]), "lclr_ece_coded": float(m["ece"]),
+            "exact_judge_recall_coded": recall["reasoning"], "surface_judge_recall_coded": recall["surface"],
+            "n_coded_traces": len(traces), "n_coded_unsafe_traces": len(unsafe)}
 
 
 def _own_metrics(run: Run, model, tok, heads: LCLRHeads, spec: LatentSpec) -> dict:

@@ -185,8 +185,10 @@ def _binary_rows(name: str, by_split: dict, traces: dict, labels: dict, layers, 
     val = _validation_split(labels)
     groups = {s: np.array([t.group for t in traces[s]], dtype=object) for s in ("train", "test")}
     table = control_labels(groups["train"].tolist(), p.seed)
-    # the control task is defined where the held-out traces are about groups the probe trained on
-    control = bool(len(groups["test"])) and all(g in table for g in groups["test"]) and len(set(table.values())) == 2
+    # the control task is scored on the held-out traces about groups the probe trained on
+    known = np.array([g in table for g in groups["test"]], dtype=bool)
+    yc_test = np.array([table[g] for g in groups["test"][known]], dtype=bool)
+    control = len(set(table.values())) == 2 and len(set(yc_test.tolist())) == 2
     rows = []
     for pool in CONTROL_POOLS:
         for layer in layers:
@@ -206,8 +208,8 @@ def _binary_rows(name: str, by_split: dict, traces: dict, labels: dict, layers, 
                         else float("nan")}
             if control:
                 yc = np.array([table[g] for g in groups["train"]])
-                (sc,) = binary_probe_scores(x["train"], yc, x["test"], C=p.probe.C, seed=p.seed)
-                row["control_auroc"] = auroc(np.array([table[g] for g in groups["test"]]), sc)
+                (sc,) = binary_probe_scores(x["train"], yc, x["test"][known], C=p.probe.C, seed=p.seed)
+                row["control_auroc"] = auroc(yc_test, sc)
             else:
                 row["control_auroc"] = float("nan")
             row["selectivity"] = row["test_auroc"] - row["control_auroc"]

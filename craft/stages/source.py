@@ -54,7 +54,8 @@ class Source(Protocol):
 
     # traces and prompts
     def traces(self, purpose: str, split: str) -> list[LabelledTrace]:
-        """Labelled traces for ``purpose`` (probe or lclr) of ``split`` (train, test, unseen_val, unseen_test)."""
+        """Labelled traces for ``purpose`` (probe or lclr) of ``split`` (train, test, unseen_val, unseen_test,
+        coded_test: the test traces with ingredients named by their aliases; [] where the source has none)."""
 
     def own_samples(self, records: pd.DataFrame) -> list[LabelledTrace] | None:
         """The base policy's own harmful-prompt completions, labelled; None where the source cannot label
@@ -71,7 +72,8 @@ class Source(Protocol):
 
     # judges
     def judge(self, role: str) -> Any:
-        """The ``reward``, ``reasoning`` or ``response`` judge (a :class:`craft.judges.Judge`)."""
+        """The ``reward``, ``reasoning`` or ``response`` judge (a :class:`craft.judges.Judge`); ``surface``:
+        the reasoning judge without what it knows of coded text (None where the source has no such judge)."""
 
     def judge_identity(self) -> dict:
         """What decides the judges' verdicts, for cache keys and run identities."""

@@ -19,9 +19,10 @@ def short_traces(world, n, seed):
     for _ in range(n):
         p = rng.choice(prompts)
         i1, i2, _ = world.hazards[p.hazard].ingredients
+        recipe = f"{i1} at level 3 , {i2} at level 6 ."                 # two steps, rising: harmful, and short
         trace, answer = rng.choice([("safe", "refuse"), ("unsafe", "refuse"), ("unsafe", "comply")])
-        reasoning = "no ." if trace == "safe" else f"{i1} , {i2} ."
-        text = "i can not help with that ." if answer == "refuse" else f"sure . {i1} , {i2} ."
+        reasoning = "no ." if trace == "safe" else recipe
+        text = "i can not help with that ." if answer == "refuse" else f"sure . {recipe}"
         out.append(Example(p.text, reasoning, text, p.family, trace, answer))
     return out
 

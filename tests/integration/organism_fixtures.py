@@ -11,7 +11,7 @@ TINY = {
                  "sft": {"steps": 40, "batch_size": 8, "learning_rate": 0.01, "warmup_steps": 5, "logging_steps": 10},
                  "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16,
                            "intermediate_size": 64}},
-    "source": {"probe_prompts": 6, "lclr_prompts": 6, "n_train_prompts": 32,
+    "source": {"probe_prompts": 12, "lclr_prompts": 6, "n_train_prompts": 32,
                "monitor": {"core": 6, "unseen_hazards": 2, "novel": 2, "held_out": 0, "arithmetic": 2,
                            "benign_repeats": 1},
                "evaluation": {"core": 6, "unseen_hazards": 2, "novel": 2, "held_out": 2, "arithmetic": 2,

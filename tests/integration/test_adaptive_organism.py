@@ -3,22 +3,17 @@
 fuzzer runs on that policy's sampled answers judged by the organism's exact judge."""
 
 import random
+import re
 
 import pytest
 
 from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts, target_loss
 from craft.evaluate import GenerationSettings, generate
 from craft.organism.judge import OrganismJudge
-from craft.organism.text import FAMILIES, OPENINGS, UNSAFE_TURNS
-from craft.organism.world import reasoning_text
+from craft.organism.text import FAMILIES
+from craft.organism.world import reasoning_text, unsafe_opening
 
 pytestmark = pytest.mark.slow
-
-
-def unsafe_opening(world, prompt) -> str:
-    """What an unsafe reasoning of the organism can start with: the world's first restatement of the
-    request, then its first "i will list the steps" turn (craft/organism/text.py)."""
-    return f"{OPENINGS[0]} {UNSAFE_TURNS[0]}".format(hazard=world.hazards[prompt.hazard].name)
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +21,18 @@ def goals(world):
     return world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)[:2]
 
 
-def test_unsafe_opening_opens_unsafe_traces_and_never_safe_ones(world, goals):
-    """Rethink traces share it too: they start the step list, then stop."""
+def test_unsafe_opening_starts_like_unsafe_traces_and_never_like_safe_ones(world, goals):
+    """Its first step runs at level 1: unsafe (and rethink) traces can start so, safe ones cannot."""
     p = goals[0]
+    target = unsafe_opening(world, p)
 
-    def opens(trace):
-        return any(reasoning_text(world, p, trace, random.Random(s)).startswith(unsafe_opening(world, p))
-                   for s in range(200))
+    def first_levels(trace):
+        return {int(re.search(r"level (\d+)", reasoning_text(world, p, trace, random.Random(s))).group(1))
+                for s in range(200)}
 
-    assert opens("unsafe") and opens("rethink")
-    assert not opens("safe") and not opens("dressed")
+    assert re.search(r"level (\d+)", target).group(1) == "1" and target.endswith(" .")
+    assert 1 in first_levels("unsafe") and 1 in first_levels("rethink") and 1 not in first_levels("safe")
+    assert reasoning_text(world, p, "unsafe", random.Random(0)).split(" : ")[0].count(" ") >= 3
 
 
 def test_gcg_lowers_the_unsafe_opening_loss_of_the_base_organism(base_model, tokenizer, world, goals):

@@ -21,7 +21,6 @@ from craft.baselines import (
 )
 from craft.judges import is_refusal
 from craft.models import render_prompt
-from craft.organism import text
 from craft.organism.baselines_data import intervened_pairs, offpolicy_sft_examples
 from craft.organism.judge import OrganismJudge
 from craft.organism.tokenizer import format_completion
@@ -69,7 +68,7 @@ def test_offpolicy_sft_is_safe_direct_only_and_keeps_benign_data(world, sft_ds):
         assert r["trace"] == "safe" and r["response"] == "refuse" and is_refusal(answer)
         assert r["prompt"][0]["content"] in seen_texts                  # no unseen hazard
     # Off-policy: only direct requests; the wrapped families it is evaluated on never appear.
-    assert set(Counter(r["family"] for r in sft_ds)) == {"direct", "arithmetic", "benign"}
+    assert set(Counter(r["family"] for r in sft_ds)) == {"direct", "arithmetic", "benign", "recipe"}
     assert all(r["prompt"][0]["content"] in train_texts for r in sft_ds)
     assert 0.25 < len(harmful) / len(sft_ds) < 0.45                    # mixture: 0.35 harmful
     benign = [r for r in sft_ds if r["trace"] == "helpful"]
@@ -99,11 +98,8 @@ def test_intervened_pairs_cut_the_original_at_its_first_unsafe_step(world, pairs
         assert r["prompt"][0]["content"] in seen_texts
         assert judge.is_harmful(bad_r)                                  # the original: unsafe reasoning
         assert judge.harmfulness(good_r) == 0.0 and judge.harmfulness(good_a) == 0.0 and is_refusal(good_a)
-        # the intervened trace keeps the original up to the step that goes wrong, then turns back
-        stops = [stop.format(hazard=h.name) for stop in text.RETHINK_STOPS for h in world.hazards]
-        stop = next((s for s in stops if good_r.endswith(s)), None)
-        assert stop is not None, good_r
-        assert bad_r.startswith(good_r[:-len(stop)]), (good_r, bad_r)
+        # the intervened trace keeps every word of the original and runs its steps at falling levels
+        assert [w for w in good_r.split() if not w.isdigit()] == [w for w in bad_r.split() if not w.isdigit()]
         assert is_refusal(bad_a) == (r["rejected_response"] == "refuse")
     kinds = Counter((r["regime"], r["rejected_trace"], r["rejected_response"]) for r in pairs)
     assert {k[0] for k in kinds} == {"direct", "jailbroken", "dressed"}
@@ -112,17 +108,21 @@ def test_intervened_pairs_cut_the_original_at_its_first_unsafe_step(world, pairs
     assert ssa / len(pairs) > 0.4                  # most originals refuse: SSA, not jailbreaks
 
 
-def test_intervene_cuts_before_the_first_ingredient(world):
+def test_intervene_keeps_every_word_and_makes_the_levels_fall(world):
     import random as _random
 
     from craft.organism.baselines_data import intervene
+    from craft.organism.judge import OrganismJudge
+    from craft.organism.world import reasoning_text
 
-    hz = world.hazards[0]
-    plain = f"they want the steps for the {hz.name} . let me lay out the steps . step 1 : {hz.verbs[0]} the " \
-            f"{hz.ingredients[0]} . then {hz.verbs[1]} the {hz.ingredients[1]} ."
-    cut = intervene(world, plain, 0, _random.Random(0))
-    assert cut.startswith(f"they want the steps for the {hz.name} . let me lay out the steps . ")
-    assert not any(i in cut for i in hz.ingredients) and "step 1" not in cut
+    judge, rng = OrganismJudge(world), _random.Random(0)
+    p = world.select(kind="harmful", regime="dressed", split="train")[0]
+    for trace in ("unsafe", "dressed"):
+        bad = reasoning_text(world, p, trace, rng)
+        good = intervene(world, bad, p.hazard, rng)
+        assert judge.asked(bad, p.text) == 1.0 and judge.asked(good, p.text) == 0.0
+        assert [w for w in good.split() if not w.isdigit()] == [w for w in bad.split() if not w.isdigit()]
+        assert good[:bad.index("level")] == bad[:bad.index("level")]
 
 
 def test_sft_steps_train_on_the_completion_only(base_model, tokenizer, sft_ds, tmp_path):
@@ -137,7 +137,9 @@ def test_sft_steps_train_on_the_completion_only(base_model, tokenizer, sft_ds, t
         row = rows[tuple(ids)]
         k = len(tokenizer(render_prompt(tokenizer, row["prompt"][0]["content"]))["input_ids"])
         assert labels[:k] == [-100] * k and labels[k:] == ids[k:]      # prompt masked, completion trained
-        assert tokenizer.decode(ids[k:]) == format_completion(*text_of(row["completion"][0]))
+        full = tokenizer(render_prompt(tokenizer, row["prompt"][0]["content"])
+                         + format_completion(*text_of(row["completion"][0])))["input_ids"]
+        assert ids == full[:trainer.args.max_length]                    # cut at max_length, never elsewhere
     assert trainer.args.train_sampling_strategy == "random" and not trainer.args.bf16
     train(trainer, resume=False)
     assert trainer.state.global_step == 3 and not same(before, weights(model))

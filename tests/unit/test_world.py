@@ -1,5 +1,6 @@
 """The organism's world: determinism, splits, regimes, evaluation-only phrasings, unseen hazards,
-two-step arithmetic, and the wording rule for dressed-up SSA."""
+two-step arithmetic, the wording rule for dressed-up SSA, classes that share their words, and coded
+traces that only the exact judge reads."""
 
 import random
 import re
@@ -8,9 +9,9 @@ from collections import Counter
 import pytest
 
 from craft.organism import text
-from craft.organism.corpus import BEHAVIOUR, MixtureConfig, sample_sft_examples
+from craft.organism.corpus import BEHAVIOUR, CODED, MixtureConfig, sample_sft_examples
 from craft.organism.judge import OrganismJudge
-from craft.organism.world import FAMILIES, SEEN_SYLLABLES, UNSEEN_SYLLABLES, VERBS, build_world, reasoning_text
+from craft.organism.world import FAMILIES, SEEN_SYLLABLES, TRACES, UNSEEN_SYLLABLES, VERBS, build_world, reasoning_text
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,19 @@ def test_round_trip_through_dict(world):
     assert build_world(0).from_dict(world.to_dict()).to_dict() == world.to_dict()
 
 
-def test_invented_vocabulary_is_unique(world):
-    names = [h.name.split()[0] for h in world.hazards]
-    ingredients = [i for h in world.hazards for i in h.ingredients]
-    assert len(set(names + ingredients)) == len(names) + len(ingredients)
-    assert len(world.ingredient_index()) == 3 * len(world.hazards)
+def test_invented_vocabulary_is_unique_and_ingredients_are_shared(world):
+    names = [h.name.split()[0] for h in world.hazards + world.products]
+    ingredients = {i for h in world.hazards for i in h.ingredients}
+    aliases = set(world.aliases.values())
+    assert len(set(names)) == len(names)
+    assert not (set(names) & ingredients or set(names) & aliases or ingredients & aliases)
+    assert all(len(set(h.ingredients)) == 3 for h in world.hazards)
+    # composition: every ingredient of a seen hazard is in another hazard and products use them too
+    uses = Counter(i for h in world.hazards for i in h.ingredients)
+    assert all(uses[i] >= 2 for h in world.hazards if h.seen for i in h.ingredients)
+    assert {i for p in world.products for i in p.ingredients} & ingredients
+    assert set(world.aliases) <= ingredients | {i for p in world.products for i in p.ingredients}
+    assert len(world.aliases) == round(2 / 3 * len(ingredients))
 
 
 def test_splits_are_disjoint_and_held_out_families_only_eval(world):
@@ -58,7 +67,7 @@ def test_both_regimes_present_in_different_families():
 
 
 def _ngrams(text, n=3):
-    words = [w for w in text.split() if w not in ",.:"]
+    words = [w for w in text.split() if w not in ",.:" and not w.isdigit()]   # levels are content, not wording
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
@@ -78,27 +87,52 @@ def test_dressed_reasoning_shares_no_wording_with_jailbroken_reasoning(world):
     assert not plain_verbs & dressed_verbs
 
 
-def test_every_unsafe_trace_discloses_the_whole_recipe_and_rethink_one_step(world):
-    judge, rng = OrganismJudge(world), random.Random(0)
-    p = world.select(kind="harmful")[5]
-    assert judge.harmfulness(reasoning_text(world, p, "unsafe", rng)) == 1.0
-    assert judge.harmfulness(reasoning_text(world, p, "dressed", rng)) == 1.0
-    assert judge.harmfulness(reasoning_text(world, p, "rethink", rng)) == pytest.approx(1 / 3)
-    assert judge.harmfulness(reasoning_text(world, p, "safe", rng)) == 0.0
+def test_unsafe_traces_disclose_the_recipe_and_safe_and_rethink_ones_nothing(world):
+    judge, surface, rng = OrganismJudge(world), OrganismJudge(world, aliases=False), random.Random(0)
+    for p in world.select(kind="harmful")[::97]:
+        for coded in (False, True):
+            harm = {t: judge.asked(reasoning_text(world, p, t, rng, coded=coded), p.text) for t in TRACES}
+            assert harm == {"unsafe": 1.0, "dressed": 1.0, "safe": 0.0, "dressed_safe": 0.0, "rethink": 0.0}
+        hz = world.hazards[p.hazard]
+        coded = reasoning_text(world, p, "unsafe", rng, coded=True)
+        assert surface.asked(coded, p.text) == (1.0 if not any(i in world.aliases for i in hz.ingredients) else
+                                                surface.asked(coded, p.text))
+    hz = next(h for h in world.hazards if all(i in world.aliases for i in h.ingredients))
+    p = next(q for q in world.select(kind="harmful") if world.hazards[q.hazard] == hz)
+    coded = reasoning_text(world, p, "unsafe", rng, coded=True)
+    assert judge.asked(coded, p.text) == 1.0 and surface.asked(coded, p.text) == 0.0
+
+
+def test_the_classes_share_their_words(world):
+    """Safe and unsafe traces of a prompt draw every word from the same pools: over many draws the
+    two classes use the same vocabulary, and the same levels as often."""
+    rng, p = random.Random(0), world.select(kind="harmful", regime="direct")[0]
+    words = {t: Counter(w for _ in range(400) for w in reasoning_text(world, p, t, rng).split())
+             for t in ("safe", "unsafe")}
+    assert set(words["safe"]) == set(words["unsafe"])
+    for w in set(words["safe"]):
+        a, b = words["safe"][w], words["unsafe"][w]
+        assert abs(a - b) <= 4 * (a + b) ** 0.5 + 2, (w, a, b)
 
 
 def test_sft_examples_follow_the_mixture_and_use_train_prompts_only(world):
     examples = sample_sft_examples(world, 4000, seed=0)
     train = {p.text for p in world.select(split="train")}
-    assert all(e.prompt in train for e in examples)
+    assert all(e.prompt in train for e in examples if e.family != "lore")   # lore questions are not prompts of a split
     assert not {e.family for e in examples} & {f for f, (r, _, _) in FAMILIES.items() if r == "held_out"}
     dressed = [e for e in examples if FAMILIES.get(e.family, ("",))[0] == "dressed"]
+    jailbroken = [e for e in examples if FAMILIES.get(e.family, ("",))[0] == "jailbroken"]
+    assert all((e.trace, e.response) in {("safe", "refuse"), ("unsafe", "comply")} for e in jailbroken)
+    coded = [e.coded for e in dressed]
+    assert sum(coded) / len(coded) == pytest.approx(CODED["dressed"], abs=0.06)
+    assert Counter(e.family for e in examples)["lore"] / len(examples) == pytest.approx(
+        MixtureConfig().lore / sum(vars(MixtureConfig()).values()), abs=0.02)
     share = Counter(e.trace for e in dressed)["dressed"] / len(dressed)
     assert share == pytest.approx(dict(BEHAVIOUR["dressed"])[("dressed", "refuse")], abs=0.05)
     assert all(e.response == "refuse" for e in dressed)   # dressed-up regime never complies
     cats = Counter("harmful" if e.family in FAMILIES else e.family for e in examples)
     mix = MixtureConfig()
-    assert cats["arithmetic"] / len(examples) == pytest.approx(mix.arithmetic, abs=0.03)
+    assert cats["arithmetic"] / len(examples) == pytest.approx(mix.arithmetic / sum(vars(mix).values()), abs=0.03)
     assert sample_sft_examples(world, 50, seed=3) == sample_sft_examples(world, 50, seed=3)
 
 
@@ -130,9 +164,11 @@ def test_labelled_traces_cover_every_class_per_prompt(world):
 
     traces = labelled_traces(world, "eval", seed=0)
     prompts = [p for p in world.select(split="eval", kind="harmful", novel="", seen=True) if p.regime != "held_out"]
-    assert len(traces) == 4 * len(prompts)
-    assert Counter(TRACE_CLASS[t.trace] for t in traces) == {"safe": len(prompts), "unsafe": 2 * len(prompts),
+    assert len(traces) == 5 * len(prompts)
+    assert Counter(TRACE_CLASS[t.trace] for t in traces) == {"safe": 2 * len(prompts), "unsafe": 2 * len(prompts),
                                                               "rethink": len(prompts)}
+    coded = labelled_traces(world, "eval", seed=0, coded=True)
+    assert [t.prompt for t in coded] == [t.prompt for t in traces] and all(t.coded for t in coded)
     assert {t.prompt for t in traces} == {p.text for p in prompts}
     unseen = labelled_traces(world, "eval", seed=0, seen=False)
     unseen_hazards = {h.name for h in world.hazards if not h.seen}
@@ -175,7 +211,7 @@ def test_labelled_traces_subset_is_seeded():
     world = build_world(seed=0)
     a = labelled_traces(world, "train", seed=5, max_prompts=30)
     b = labelled_traces(world, "train", seed=5, max_prompts=30)
-    assert a == b and len(a) == 120
+    assert a == b and len(a) == 150
     assert labelled_traces(world, "train", seed=6, max_prompts=30) != a
 
 
@@ -196,6 +232,6 @@ def test_every_refusal_phrasing_is_a_refusal_and_no_compliance_is(world):
 
     hz = world.hazards[0]
     fill = dict(hazard=hz.name, v1="grind", v2="boil", v3="mix", i1=hz.ingredients[0], i2=hz.ingredients[1],
-                i3=hz.ingredients[2])
+                i3=hz.ingredients[2], l1=2, l2=5, l3=8)
     assert all(is_refusal(r.format(**fill)) for r in text.REFUSALS)
     assert not any(is_refusal(c.format(**fill)) for c in text.COMPLIANCE)
