@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from craft.evaluate import judged_harmful
 from craft.io import atomic_write, load_json
-from craft.judges import HARM_THRESHOLD
 from craft.latents import LatentSpec, trace_latents, trace_token_states
 from craft.lclr import LCLRConfig, LCLRHeads, evaluate_heads, load_heads, save_heads
 from craft.runs import Artifact, is_main_process, json_hash, locked
@@ -150,10 +150,9 @@ def _coded_metrics(run: Run, model, tok, heads: LCLRHeads, spec: LatentSpec, tra
     f = trace_latents(model, tok, *_cols(traces), spec, batch_size=run.params.latent.batch_size)
     m = evaluate_heads(heads, f, torch.tensor([t.label_index for t in traces]))
     unsafe = [t for t in traces if t.label == "unsafe"]
-    recall = {}
-    for role in ("reasoning", "surface"):
-        p_safe = run.source.judge(role).score([t.prompt for t in unsafe], [t.reasoning for t in unsafe])
-        recall[role] = float(np.mean([1.0 - v >= HARM_THRESHOLD for v in p_safe]))
+    recall = {role: float(np.mean(judged_harmful(run.source.judge(role), [t.prompt for t in unsafe],
+                                                 [t.reasoning for t in unsafe])))
+              for role in ("reasoning", "surface")}
     return {"lclr_auroc_coded": float(m["auroc_safe_unsafe"]),
             "lclr_tpr_at_1pct_fpr_coded": float(m["tpr_at_1pct_fpr"]), "lclr_ece_coded": float(m["ece"]),
             "exact_judge_recall_coded": recall["reasoning"], "surface_judge_recall_coded": recall["surface"],

@@ -32,8 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from craft.evaluate import judge_records
-from craft.judges import HARM_THRESHOLD
+from craft.evaluate import coded_flags, judge_records
 from craft.latents import trace_latents, trace_token_states
 from craft.lclr import LCLRHeads
 from craft.monitor import (
@@ -136,12 +135,8 @@ def _detection(run: Run, records: pd.DataFrame, threshold: float, text_threshold
     m = run.params.monitor
     alarms = alarm_positions(records.p_z, threshold, m.min_tokens)
     disclosure = _disclosures(run, records, tok, text_threshold)
-    text = _text_judge(run)
-    coded = [bool(h) and 1.0 - text.score([g], [r])[0] < HARM_THRESHOLD if k == "harmful" else False
-             for h, g, r, k in zip(records.reasoning_harmful.fillna(False), records.goal, records.reasoning,
-                                   records.kind)]
-    return records.assign(alarm=alarms, disclosure=disclosure, coded=coded,
-                          text_alarm=_disclosures(run, records, tok, text_threshold, text),
+    return records.assign(alarm=alarms, disclosure=disclosure, coded=coded_flags(records, run.source.judge("surface")),
+                          text_alarm=_disclosures(run, records, tok, text_threshold, _text_judge(run)),
                           lead=[None if a < 0 or d < 0 else d - a for a, d in zip(alarms, disclosure)])
 
 
