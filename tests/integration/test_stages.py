@@ -11,6 +11,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from organism_fixtures import tiny_params
 from transformers import TrainerCallback
@@ -260,7 +261,7 @@ def test_completions_are_cached_under_what_made_them(built, tmp_path, monkeypatc
 def test_worker_processes_sample_what_one_process_samples(built, tmp_path):
     """evaluate_stage's ``evaluate.workers``: policies sampled in one-thread worker processes (this test's
     process runs on one thread too) give the very completions of the in-process path."""
-    one = fresh(built, tmp_path / "b")
+    one = one_thread_run(built, tmp_path / "b")
     prompts, base = one.source.eval_prompts()[:6], one.source.base_policy()
     policies = {"first": base, "second": base}              # two cache folders: each is sampled
     alone = evaluate_policies(one, policies, prompts)
@@ -268,12 +269,20 @@ def test_worker_processes_sample_what_one_process_samples(built, tmp_path):
     assert workers.answer.tolist() == alone.answer.tolist() and workers.method.tolist() == alone.method.tolist()
 
 
+def one_thread_run(built, tmp_path, **changes):
+    """:func:`fresh` on one torch thread, as a worker runs (``open_run`` sets an organism run to two threads,
+    and on some CPUs a step's floating-point sums differ between one and two threads)."""
+    run = fresh(built, tmp_path, **changes)
+    torch.set_num_threads(1)
+    return run
+
+
 def test_baselines_trained_in_workers_are_those_trained_in_process(built, tmp_path):
     """``baselines.workers``: each baseline in its own one-thread process (this test's process runs on one
     thread too) gives the same weights as training them one after the other, and is then loaded."""
     from craft.stages.baselines import baselines_stage
 
-    alone = baselines_stage(fresh(built, tmp_path / "a"))
+    alone = baselines_stage(one_thread_run(built, tmp_path / "a"))
     run = fresh(built, tmp_path / "b", baselines={"workers": 2})
     workers = baselines_stage(run)
     assert list(workers) == list(alone) == ["sft_offpolicy", "intervened_po"]
