@@ -167,6 +167,13 @@ def coded_flags(records: pd.DataFrame, surface_judge: Judge | None) -> pd.Series
     return flags
 
 
+def coded_counts(records: pd.DataFrame, surface_judge: Judge | None) -> tuple[int, int]:
+    """``(n_coded, n_unsafe)``: the coded disclosures (:func:`coded_flags`) and the harmful prompts with
+    unsafe reasoning (exact judge) among ``records``; their ratio is the *coded share* of unsafe reasoning."""
+    unsafe = int(((records.kind == "harmful") & records.reasoning_harmful.fillna(False).astype(bool)).sum())
+    return int(coded_flags(records, surface_judge).sum()), unsafe
+
+
 VERDICTS = ("reasoning_harmful", "response_harmful")
 # The typed columns of judge_records (the rest are text): what typed_records restores after a CSV.
 HARM_SCORES = ("reasoning_harm", "response_harm")

@@ -1,5 +1,6 @@
 """Statistics over seeds: means with Student-t intervals, and the per-seed rows they are taken over;
-and agreement between judges: Cohen's kappa and raw agreement on the harmful / not decision.
+paired comparisons of two methods on the same prompts (exact McNemar test, Holm's correction across the
+rows of a table); and agreement between judges: Cohen's kappa and raw agreement on the harmful / not decision.
 
 Used by notebooks 03 and 05 to report each method over seeds as a mean and a 95 % interval; a
 number that depends on the draw is reported as a spread, not asserted. Inter-judge agreement is
@@ -15,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["RATE_KEYS", "auroc", "bootstrap_ci", "cohen_kappa", "final_rows", "interval_metrics", "interval_table",
-           "intervals", "judge_agreement", "mean_ci", "wilson_ci"]
+__all__ = ["RATE_KEYS", "auroc", "bootstrap_ci", "cohen_kappa", "final_rows", "holm", "interval_metrics",
+           "interval_table", "intervals", "judge_agreement", "mcnemar", "mean_ci", "paired_comparisons", "wilson_ci"]
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95,
@@ -112,6 +113,47 @@ def interval_metrics(iv: dict[str, dict[str, tuple]]) -> dict[str, float]:
     """Flat metrics: ``<method>_<key>`` (the mean) and ``<method>_<key>_ci95_lo`` / ``_hi``."""
     return {f"{m}_{k}{end}": v for m, row in iv.items() for k, t in row.items()
             for end, v in zip(("", "_ci95_lo", "_ci95_hi"), t)}
+
+
+# ---------------------------------------------------------------- paired comparisons
+def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
+    """Exact McNemar test of two methods' yes/no outcomes on the same items, in the same order:
+    ``(n_a_only, n_b_only, p)``, the discordant counts (yes for ``a`` and not ``b``, and the reverse) and the
+    two-sided p-value of the binomial test that a discordant item is as likely either way (1.0 with none)."""
+    if len(a) != len(b):
+        raise ValueError(f"mcnemar: {len(a)} outcomes against {len(b)}; pair them item by item")
+    a_only = sum(bool(x) and not bool(y) for x, y in zip(a, b))
+    b_only = sum(bool(y) and not bool(x) for x, y in zip(a, b))
+    n = a_only + b_only
+    p = float(stats.binomtest(a_only, n, 0.5).pvalue) if n else 1.0
+    return a_only, b_only, p
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` (family-wise error across the tests), in their order."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * float(pvalues[i])))
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_comparisons(outcomes: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """``reference`` against every other column of ``outcomes`` (rows: the same items for every method;
+    columns: methods; values: a yes/no outcome, e.g. harmful reasoning; rows with a missing value in either
+    column are left out of that pair): the rates on the paired items, the discordant counts, the exact McNemar
+    p-value and the Holm-adjusted one across the table's rows."""
+    rows = []
+    for other in [c for c in outcomes.columns if c != reference]:
+        pair = outcomes[[reference, other]].dropna().astype(bool)
+        ref_only, other_only, p = mcnemar(pair[reference].tolist(), pair[other].tolist())
+        rows.append({"method": other, "n": len(pair), f"{reference}_rate": float(pair[reference].mean()),
+                     "method_rate": float(pair[other].mean()), f"{reference}_only": ref_only,
+                     "method_only": other_only, "p": p})
+    table = pd.DataFrame(rows).set_index("method")
+    table["p_holm"] = holm(table.p.tolist())
+    return table
 
 
 # ---------------------------------------------------------------- agreement between judges

@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from craft.organism.corpus import EvalSizes, eval_prompts, r2l_prompts
-from craft.stats import auroc, bootstrap_ci, mean_ci, wilson_ci
+from craft.stats import auroc, bootstrap_ci, holm, mcnemar, mean_ci, paired_comparisons, wilson_ci
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -65,3 +66,31 @@ def test_bootstrap_resamples_whole_groups_and_pairs_the_columns():
     # one group holding every row: each resample is the whole data, so the interval has no width
     _, glo, ghi = bootstrap_ci(auroc, y, a, groups=["g"] * 100, seed=1)
     assert glo == ghi == value
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs():
+    a = [True] * 8 + [False] * 2 + [True] * 5 + [False] * 5     # 8 a-only, 2 b-only, 10 concordant
+    b = [False] * 8 + [True] * 2 + [True] * 5 + [False] * 5
+    a_only, b_only, p = mcnemar(a, b)
+    assert (a_only, b_only) == (8, 2)
+    assert p == pytest.approx(2 * sum(math.comb(10, k) for k in range(0, 3)) / 2 ** 10)   # 0.109375
+    assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="pair them"):
+        mcnemar([True], [True, False])
+
+
+def test_holm_steps_down_and_stays_monotone():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
+
+
+def test_paired_comparisons_pair_rows_and_leave_out_missing_values():
+    outcomes = pd.DataFrame({"craft": [False, False, True, None, False],
+                             "base": [True, True, True, True, None],
+                             "other": [False, False, True, False, False]})
+    t = paired_comparisons(outcomes, "craft")
+    assert list(t.index) == ["base", "other"]
+    assert t.loc["base", "n"] == 3 and t.loc["base", "method_only"] == 2 and t.loc["base", "craft_only"] == 0
+    assert t.loc["other", "p"] == 1.0 and t.loc["other", "n"] == 4
+    assert t.p_holm.tolist() == pytest.approx(holm(t.p.tolist()))
