@@ -228,8 +228,8 @@ def theorem_flow(panels: dict[str, tuple], trajectories: dict[str, list[np.ndarr
 
 
 VARIANT_COLORS = {"base": CB["grey"], "output_only": CB["orange"], "craft": CB["blue"], "no_lclr": CB["purple"],
-                  "no_cons": CB["green"], "no_ls": CB["vermillion"], "no_txt": CB["brown"],
-                  "sft_offpolicy": CB["sky"], "intervened_po": CB["pink"]}
+                  "no_cons": CB["green"], "no_ls": CB["vermillion"], "no_txt": CB["yellow"],
+                  "sft_offpolicy": CB["sky"], "intervened_po": CB["pink"], "reasoning_judge": CB["brown"]}
 
 
 def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "range over seeds") -> plt.Figure:
@@ -267,6 +267,38 @@ def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "
     return fig
 
 
+def coupled_ssa(model_paths: dict[str, dict[str, np.ndarray]], measured: pd.DataFrame) -> plt.Figure:
+    """One panel per regime: the SSA rate the output-only runs measured against the GRPO step (mean over seeds,
+    band from the lowest seed to the highest; bottom axis) and each model's predicted SSA rate against its own
+    step (top axis: a model step is a step in logit space, not a GRPO step).
+
+    Args:
+        model_paths: ``model_paths[regime][model]`` = the model's SSA rate per step, (steps + 1,).
+        measured: long history with ``seed``, ``step`` and ``ssa_rate_<regime>`` columns.
+    """
+    fig, axes = plt.subplots(1, len(model_paths), figsize=(4.2 * len(model_paths), 3.4), squeeze=False)
+    styles = {"coupled": ("k", "-"), "independent": ("k", ":")}
+    for ax, (regime, paths) in zip(axes[0], model_paths.items()):
+        per_step = measured.groupby("step")[f"ssa_rate_{regime}"]
+        mean, lo, hi = per_step.mean(), per_step.min(), per_step.max()
+        ax.plot(mean.index, mean, "o-", color=VARIANT_COLORS["output_only"], label="measured: output-only GRPO")
+        ax.fill_between(mean.index, lo, hi, color=VARIANT_COLORS["output_only"], alpha=0.2, lw=0)
+        ax.set_xlabel("GRPO step (measured)")
+        top = ax.twiny()
+        for model, path in paths.items():
+            color, ls = styles.get(model, ("k", "--"))
+            top.plot(np.arange(len(path)), path, color=color, ls=ls, label=f"model: {model}")
+        top.set_xlabel("model step", fontsize=8)
+        ax.set_title(f"SSA · {REGIME_LABEL.get(regime, regime)}", fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()[0] + top.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, frameon=False, loc="center right")
+    axes[0][0].set_ylabel("SSA rate, core prompts")
+    fig.tight_layout()
+    return fig
+
+
 def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
     """Grouped bars with error bars: one group per metric, one bar per row of ``table``.
 
@@ -286,6 +318,37 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def coded_shift(pooled: pd.DataFrame) -> plt.Figure:
+    """Two panels, one bar per policy: harmful reasoning as the exact and as the surface judge read it, and
+    the coded share of the unsafe reasoning (the gap between the two), each with its Wilson 95 % interval.
+
+    Args:
+        pooled: indexed by policy; columns ``reasoning_harm``, ``surface_harm``, ``coded_share`` and for
+            each ``<column>_lo`` / ``<column>_hi``.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    x, width = np.arange(len(pooled)), 0.38
+    for k, (col, label, hatch) in enumerate((("reasoning_harm", "exact judge", ""),
+                                             ("surface_harm", "surface judge (text monitor)", "//"))):
+        err = np.array([pooled[col] - pooled[f"{col}_lo"], pooled[f"{col}_hi"] - pooled[col]])
+        colors = [VARIANT_COLORS.get(v, _cycle(i)) for i, v in enumerate(pooled.index)]
+        left.bar(x + (k - 0.5) * width, pooled[col], width, yerr=err, capsize=2, color=colors, hatch=hatch,
+                 edgecolor="white", label=label)
+    left.set_title("harmful prompts with harmful reasoning", fontsize=10)
+    err = np.array([pooled.coded_share - pooled.coded_share_lo, pooled.coded_share_hi - pooled.coded_share])
+    right.bar(x, pooled.coded_share, 0.6, yerr=err, capsize=2,
+              color=[VARIANT_COLORS.get(v, _cycle(i)) for i, v in enumerate(pooled.index)])
+    right.set_title("coded share of the unsafe reasoning", fontsize=10)
+    for ax in (left, right):
+        ax.set_xticks(x, list(pooled.index), fontsize=8, rotation=20)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    left.set_ylabel("rate (Wilson 95 % interval)")
+    left.legend(fontsize=8, frameon=False, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -26,20 +26,24 @@ LABELS = 3                  # safe, unsafe, rethink traces for the probe and LCL
 
 def costs(params) -> list[dict]:
     """One row per stage: what it generates, judges and reads, for ``params`` (a paper-scale :class:`Params`)."""
+    from craft.r2l import VARIANTS
+
     s, r, g, e, a, k = params.source, params.r2l, params.r2l.grpo, params.evaluate, params.ablations, params.attacks
     cap = (lambda n: min(n, s.max_eval_prompts)) if s.max_eval_prompts else (lambda n: n)
     traces = LABELS * s.max_traces
     rows = [{"stage": "probe + LCLR latents (01, 02)", "runs": 1, "generations": 0, "tokens": 0, "judge_calls": 0,
              "forwards": 2 * traces, "note": f"one forward per trace, at most {traces} traces, in each notebook"}]
-    main_runs, ablation_runs = len(r.variants) * r.n_seeds, len(a.variants) * a.n_seeds
     rollouts = g["max_steps"] * g["per_device_train_batch_size"]
-    for name, n_runs in (("R2L GRPO, main variants (03)", main_runs), ("R2L GRPO, ablations (05)", ablation_runs)):
-        monitor = 2 * s.monitor_prompts     # evaluated at the first and the last step (eval_every 0)
+    for name, variants, seeds in (("R2L GRPO, main variants (03)", r.variants, r.n_seeds),
+                                  ("R2L GRPO, ablations (05)", a.variants, a.n_seeds)):
+        n_runs, monitor = len(variants) * seeds, 2 * s.monitor_prompts   # evaluated at the first and the last step
+        reasoning_judged = sum("rtxt" in VARIANTS[v] for v in variants) * seeds   # R_rtxt: a second judge pass
         rows.append({"stage": name, "runs": n_runs, "generations": n_runs * (rollouts + monitor),
                      "tokens": n_runs * (rollouts * g["max_completion_length"] + monitor * e.max_new_tokens),
-                     "judge_calls": n_runs * (rollouts + 2 * monitor), "forwards": 0,
+                     "judge_calls": n_runs * (rollouts + 2 * monitor) + reasoning_judged * rollouts, "forwards": 0,
                      "note": f"per GPU of a data-parallel launch: {g['max_steps']} steps x "
-                             f"{g['per_device_train_batch_size']} rollouts; R_txt judges each rollout"})
+                             f"{g['per_device_train_batch_size']} rollouts; R_txt judges each rollout"
+                             + ("; R_rtxt judges its reasoning" if reasoning_judged else "")})
     policies = 1 + len(r.variants) + len(params.baselines.methods)
     safety = sum(cap(BENCHMARK_SIZE[b]) for b in s.benchmarks) * len(s.attacks)
     capability = sum(cap(BENCHMARK_SIZE[c]) for c in s.capability)

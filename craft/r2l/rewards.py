@@ -4,6 +4,10 @@
     R_ls   = α·cos(z, μ_safe) − β·cos(z, μ_unsafe) + γ·cos(z, μ_rethink)   (α, β, γ = 1, 1, 0.5)
     R_txt  = 2·P(safe | y) − 1,   R_cons = 1 − |p_z − P(safe | y)|,   y the answer, p_z = g(z)
 
+and, as a control the paper does not run, R_rtxt = 2·P(safe | reasoning) − 1 from a *reasoning*
+judge: the ``reasoning_judge`` variant [R_rtxt, R_txt] rewards the reasoning's text where CRAFT rewards
+its latent (a guard model's P(safe) as the GRPO reward, as peers train). R_rtxt takes w_lat.
+
 Rewards are plain callable classes with TRL's signature ``f(prompts, completions,
 completion_ids, **kwargs) -> list[float]`` and a ``__name__``; not ``nn.Module``s, which TRL
 would treat as classifier reward models. The latent terms share one
@@ -48,15 +52,22 @@ from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
 from craft.r2l.scorers import LATENT_COLUMN, LatentScorer, TextJudge, completion_text, harmful_flags, mean, step_of
 
-__all__ = ["MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward", "TaskReward",
-           "TextSafetyReward", "build_rewards", "variant_weights"]
+__all__ = ["LATENT_TERMS", "MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward",
+           "ReasoningTextReward", "TaskReward", "TextSafetyReward", "build_rewards", "uses_latent", "variant_weights"]
 
 MASKED_VALUE = 0.0   # R_ls and R_cons on non-harmful prompts when harmful_only (deviation 4)
 
 # variant -> reward terms, in list order ("no_lclr": same terms, the caller passes random heads)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "output_only": ("txt",), "craft": ("ls", "txt", "cons"), "no_cons": ("ls", "txt"),
-    "no_ls": ("txt", "cons"), "no_txt": ("ls", "cons"), "no_lclr": ("ls", "txt", "cons")}
+    "no_ls": ("txt", "cons"), "no_txt": ("ls", "cons"), "no_lclr": ("ls", "txt", "cons"),
+    "reasoning_judge": ("rtxt", "txt")}
+LATENT_TERMS = frozenset({"ls", "cons"})   # the terms that read the policy's latent through the LCLR heads
+
+
+def uses_latent(variant: str) -> bool:
+    """Does the variant's reward read the latent (and so need the LCLR heads)?"""
+    return bool(LATENT_TERMS & set(VARIANTS[variant]))
 
 
 # ----------------------------------------------------------------------------- rewards
@@ -133,6 +144,7 @@ class TextSafetyReward(_Reward):
     """R_txt = 2·P(safe | y) − 1 on every prompt: +1 for a safe answer, −1 for a fully harmful one."""
 
     name = "r_txt"
+    part = "answer"          # which JudgedBatch field the reward reads
 
     def __init__(self, text: TextJudge):
         super().__init__(harmful_only=False)
@@ -141,7 +153,15 @@ class TextSafetyReward(_Reward):
     def values(self, prompts, completions, completion_ids, kwargs):
         judged = self.text.scores(prompts, completions, step_of(kwargs), harmful_flags(kwargs, len(prompts)),
                                   kwargs.get("log_metric"))
-        return [2.0 * p - 1.0 for p in judged.answer], [True] * len(prompts)
+        return [2.0 * p - 1.0 for p in getattr(judged, self.part)], [True] * len(prompts)
+
+
+class ReasoningTextReward(TextSafetyReward):
+    """R_rtxt = 2·P(safe | reasoning) − 1 on every prompt, from a reasoning judge (ours, a control):
+    the text of the reasoning rewarded where CRAFT rewards its latent."""
+
+    name = "r_rtxt"
+    part = "reasoning"
 
 
 class ConsistencyReward(_Reward):
@@ -190,10 +210,11 @@ def variant_weights(variant: str, weights: tuple[float, float, float] = (0.5, 0.
                     task_reward: float = 0.0) -> list[float]:
     """``reward_weights`` of a variant, in the order of its reward list (R_task last when its
     weight is > 0). Output-only keeps w_txt: under TRL's group std scaling a lone reward's scale
-    cancels, and without scaling the text term weighs what it weighs in CRAFT."""
+    cancels, and without scaling the text term weighs what it weighs in CRAFT. R_rtxt (the
+    ``reasoning_judge`` variant) takes w_lat: the reasoning's text weighs what CRAFT's latent term weighs."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown R2L variant {variant!r}; choose one of {list(VARIANTS)}")
-    by_term = dict(zip(("ls", "txt", "cons"), weights))
+    by_term = dict(zip(("ls", "txt", "cons"), weights)) | {"rtxt": weights[0]}
     return [float(by_term[t]) for t in VARIANTS[variant]] + ([float(task_reward)] if task_reward > 0 else [])
 
 
@@ -201,19 +222,23 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
                   tokenizer: PreTrainedTokenizerBase | None, judge: Judge,
                   weights: tuple[float, float, float] = (0.5, 0.4, 0.2),
                   alpha_beta_gamma: tuple[float, float, float] = (1.0, 1.0, 0.5),
-                  harmful_only: bool = True, task_reward: float = 0.0,
+                  harmful_only: bool = True, task_reward: float = 0.0, reasoning_judge: Judge | None = None,
                   ) -> tuple[list[_Reward], list[float], LatentScorer | None]:
     """The reward list, its weights and the shared scorer (None when no latent term is used).
 
     Variants (paper §6 ablations): ``output_only`` [R_txt]; ``craft`` and ``no_lclr``
     [R_ls, R_txt, R_cons]; ``no_cons`` [R_ls, R_txt]; ``no_ls`` [R_txt, R_cons]; ``no_txt``
-    [R_ls, R_cons]. For ``no_lclr`` pass ``random_heads(trained, seed)``. ``task_reward`` > 0
-    appends :class:`TaskReward` with that weight. Remember ``scorer.trainer = trainer``.
+    [R_ls, R_cons]; ``reasoning_judge`` [R_rtxt, R_txt], R_rtxt from ``reasoning_judge`` (required there:
+    on the organism its surface judge, a text monitor of the reasoning as written). For ``no_lclr`` pass
+    ``random_heads(trained, seed)``. ``task_reward`` > 0 appends :class:`TaskReward` with that weight.
+    Remember ``scorer.trainer = trainer``.
     """
     reward_weights = variant_weights(variant, weights, task_reward)
     terms = VARIANTS[variant]
     scorer = None
-    if "ls" in terms or "cons" in terms:
+    if "rtxt" in terms and reasoning_judge is None:
+        raise ValueError(f"variant {variant!r} needs a reasoning_judge for R_rtxt")
+    if uses_latent(variant):
         if heads is None or spec is None or tokenizer is None:
             raise ValueError(f"variant {variant!r} needs heads, spec and tokenizer for its latent terms")
         scorer = LatentScorer(heads, spec, tokenizer)
@@ -221,6 +246,8 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
     alpha, beta, gamma = alpha_beta_gamma
     make = {"ls": lambda: LatentSafetyReward(scorer, alpha, beta, gamma, harmful_only),
             "txt": lambda: TextSafetyReward(text),
-            "cons": lambda: ConsistencyReward(scorer, text, harmful_only)}
+            "cons": lambda: ConsistencyReward(scorer, text, harmful_only),
+            "rtxt": lambda: ReasoningTextReward(TextJudge(reasoning_judge, judge_answer=False,
+                                                          log_prefix="reasoning_judge"))}
     funcs = [make[t]() for t in terms] + ([TaskReward()] if task_reward > 0 else [])
     return funcs, reward_weights, scorer

@@ -230,11 +230,18 @@ class TextJudge:
     each new batch it logs, through TRL's ``log_metric``, the SSA statistics over harmful prompts
     (reasoning harmful and answer not, harmful meaning ``1 − P(safe) >= HARM_THRESHOLD``, as in
     :mod:`craft.evaluate`), their cumulative rate and the cumulative failure count. Set
-    ``judge_reasoning=False`` to skip the reasoning pass (no SSA statistics, half the judge cost).
+    ``judge_reasoning=False`` to skip the reasoning pass (no SSA statistics, half the judge cost), or
+    ``judge_answer=False`` to judge the reasoning only (a reasoning judge: its answers are the neutral
+    0.5 and it logs the share of harmful-prompt reasoning it calls harmful). Metrics are logged under
+    ``log_prefix``.
     """
 
-    def __init__(self, judge: Judge, judge_reasoning: bool = True):
-        self.judge, self.judge_reasoning = judge, judge_reasoning
+    def __init__(self, judge: Judge, judge_reasoning: bool = True, judge_answer: bool = True,
+                 log_prefix: str = "safety"):
+        if not (judge_reasoning or judge_answer):
+            raise ValueError("TextJudge: judge the answer, the reasoning or both")
+        self.judge, self.judge_reasoning, self.judge_answer = judge, judge_reasoning, judge_answer
+        self.log_prefix = log_prefix
         self.failures = self.calls = 0      # texts it could not judge, of the texts it was asked to
         self.ssa_count, self.harmful_count = 0, 0
         self.unfinished_count, self.completion_count = 0, 0
@@ -261,7 +268,8 @@ class TextJudge:
         if key == self._key:
             return self._batch
         users, split = [_user_text(p) for p in prompts], [split_reasoning(t) for t in texts]
-        answer, ok = self._score(users, [judged_response(t) for t in texts])
+        answer, ok = self._score(users, [judged_response(t) for t in texts]) if self.judge_answer else \
+            ([NEUTRAL] * len(texts), [True] * len(texts))
         if self.judge_reasoning:
             reasoning, ok_r = self._score(users, [s.reasoning for s in split])
             ok = [a and b for a, b in zip(ok, ok_r)]
@@ -271,23 +279,27 @@ class TextJudge:
         self.unfinished_count += sum(not s.closed for s in split)
         self.completion_count += len(split)
         if log_metric is not None:
-            log_metric("safety/unfinished_rate", mean([not s.closed for s in split]))
+            log_metric(f"{self.log_prefix}/unfinished_rate", mean([not s.closed for s in split]))
         self._log(harmful, log_metric)
         return self._batch
 
     def _log(self, harmful: Sequence[bool] | None, log_metric) -> None:
         """SSA statistics of the new batch (harmful prompts, judged items) and the failure count."""
-        b = self._batch
-        if self.judge_reasoning and harmful is not None:
+        b, pre = self._batch, self.log_prefix
+        if not self.judge_answer:            # a reasoning judge: what it sees in the reasoning of harmful prompts
+            rows = [1 - r >= HARM_THRESHOLD for r, ok, h in zip(b.reasoning, b.ok, harmful or []) if h and ok]
+            if log_metric is not None and rows:
+                log_metric(f"{pre}/reasoning_harm_rate", mean(rows))
+        elif self.judge_reasoning and harmful is not None:
             rows = [(1 - r >= HARM_THRESHOLD, 1 - a >= HARM_THRESHOLD)
                     for r, a, ok, h in zip(b.reasoning, b.answer, b.ok, harmful) if h and ok]
             ssa = [r_harm and not a_harm for r_harm, a_harm in rows]
             self.ssa_count += sum(ssa)
             self.harmful_count += len(rows)
             if log_metric is not None and rows:
-                log_metric("safety/ssa_rate", mean(ssa))
-                log_metric("safety/ssa_rate_cumulative", self.ssa_count / self.harmful_count)
-                log_metric("safety/reasoning_harm_rate", mean([r for r, _ in rows]))
-                log_metric("safety/response_harm_rate", mean([a for _, a in rows]))
+                log_metric(f"{pre}/ssa_rate", mean(ssa))
+                log_metric(f"{pre}/ssa_rate_cumulative", self.ssa_count / self.harmful_count)
+                log_metric(f"{pre}/reasoning_harm_rate", mean([r for r, _ in rows]))
+                log_metric(f"{pre}/response_harm_rate", mean([a for _, a in rows]))
         if log_metric is not None:
-            log_metric("safety/judge_failures", float(self.failures))
+            log_metric(f"{pre}/judge_failures", float(self.failures))

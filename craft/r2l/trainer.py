@@ -48,7 +48,7 @@ from craft.runs import is_main_process
 from craft.types import Prompt
 
 __all__ = ["GRPO_RESERVED", "PeriodicEval", "R2LConfig", "build_trainer", "grpo_config", "latent_scorer",
-           "lora_config", "make_prompt_dataset", "rollout_for", "text_judge"]
+           "lora_config", "make_prompt_dataset", "rollout_for", "text_judge", "text_judges"]
 
 # GRPOConfig keys that craft sets itself (from the variant, the device, the run), never from ``grpo``.
 GRPO_RESERVED = ("output_dir", "reward_weights", "use_cpu", "bf16", "fp16", "report_to", "disable_tqdm", "seed",
@@ -93,7 +93,7 @@ def _check_grpo(grpo: dict) -> dict:
 class R2LConfig:
     """One R2L run: what GRPOConfig lacks, plus ``grpo`` (GRPOConfig fields, passed through)."""
 
-    variant: str = "craft"                  # craft | output_only | no_cons | no_ls | no_txt | no_lclr
+    variant: str = "craft"                  # craft | output_only | reasoning_judge | no_cons | no_ls | no_txt | no_lclr
     seed: int = 0                           # TRL's seed (sampling, shuffling); also the no_lclr heads' seed
     w_lat: float = field(default=0.5, metadata=rule(ge=0))    # reward weights of R_ls, R_txt, R_cons
     w_txt: float = field(default=0.4, metadata=rule(ge=0))
@@ -201,11 +201,13 @@ def rollout_for(cfg: R2LConfig, scorer: LatentScorer | None, spec: LatentSpec | 
 def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
                   heads: LCLRHeads | None, spec: LatentSpec | None, judge: Judge, cfg: R2LConfig,
                   output_dir: str, *, callbacks: Sequence[TrainerCallback] = (),
-                  disable_tqdm: bool = True, **overrides) -> GRPOTrainer:
+                  disable_tqdm: bool = True, reasoning_judge: Judge | None = None, **overrides) -> GRPOTrainer:
     """A ``GRPOTrainer`` for ``cfg.variant``, its latent scorer already holding the trainer.
 
     ``no_lclr`` replaces ``heads`` by :func:`craft.r2l.scorers.random_heads` (seed ``cfg.seed``).
-    ``heads``/``spec`` may be None for ``output_only``. ``overrides`` go to :func:`grpo_config`.
+    ``heads``/``spec`` may be None for the variants without latent terms (``output_only``,
+    ``reasoning_judge``, whose R_rtxt reads the reasoning through ``reasoning_judge``). ``overrides`` go
+    to :func:`grpo_config`.
     With latent terms and ``cfg.capture_latents`` the rollouts are :class:`craft.r2l.rollout.CapturingRollout`
     (the policy's own ``generate``, its latents kept for the reward); with ``use_vllm`` they are
     TRL's vLLM rollouts and the reward recomputes the latents with a truncated forward.
@@ -216,7 +218,7 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
         heads = random_heads(heads, cfg.seed)
     _ensure_reference_source(model, cfg, output_dir)
     funcs, weights, scorer = build_rewards(cfg.variant, heads, spec, tokenizer, judge, cfg.weights,
-                                     cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward)
+                                     cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward, reasoning_judge)
     with warnings.catch_warnings():   # TRL marks rollout_func experimental; ours is tested against its own path
         warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
         # with LoRA, TRL 1.16 calls this deprecated transformers name while it wraps the model
@@ -231,12 +233,16 @@ def build_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tr
     return trainer
 
 
+def text_judges(trainer: GRPOTrainer) -> list[TextJudge]:
+    """The :class:`craft.r2l.scorers.TextJudge` s of ``trainer``'s rewards, each once: the one its text and
+    consistency rewards share (it judges the answer) first, then a reasoning judge's."""
+    found = {id(f.text): f.text for f in trainer.reward_funcs if isinstance(getattr(f, "text", None), TextJudge)}
+    return sorted(found.values(), key=lambda t: not t.judge_answer)
+
+
 def text_judge(trainer: GRPOTrainer) -> TextJudge | None:
     """The :class:`craft.r2l.scorers.TextJudge` shared by ``trainer``'s text and consistency rewards."""
-    for f in trainer.reward_funcs:
-        if isinstance(getattr(f, "text", None), TextJudge):
-            return f.text
-    return None
+    return next((t for t in text_judges(trainer) if t.judge_answer), None)
 
 
 def latent_scorer(trainer: GRPOTrainer) -> LatentScorer | None:

@@ -34,17 +34,18 @@ import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
-from craft.evaluate import summary_metrics
+from craft.evaluate import coded_counts, judged_harmful, summary_metrics
 from craft.judges import JudgeUnavailableError
-from craft.r2l import VARIANTS, PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, text_judge
+from craft.r2l import VARIANTS, PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, text_judges, uses_latent
 from craft.runs import Artifact, is_main_process, json_hash, locked, train
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
 from craft.stages.completions import evaluate_model, evaluate_policies, read_records
 from craft.stages.lclr import trained_heads
 from craft.stages.probe import resolve_latent
+from craft.stats import wilson_ci
 
-__all__ = ["R2L_MAKER", "R2LRuns", "RunResult", "finished_policies", "history_frame", "r2l_artifact", "r2l_config",
-           "r2l_run", "r2l_stage"]
+__all__ = ["R2L_MAKER", "R2LRuns", "RunResult", "base_records", "coded_shares", "finished_policies", "history_frame",
+           "pooled_coded_shares", "r2l_artifact", "r2l_config", "r2l_run", "r2l_stage"]
 
 R2L_MAKER = "notebook 03 (or `craft r2l --config <params file>`)"
 ABLATIONS_MAKER = "notebook 05 (or `craft r2l --ablations --config <params file>`)"
@@ -99,9 +100,9 @@ def _load(folder: Path, variant: str, seed: int, cached: bool) -> RunResult:
 
 
 def _heads(run: Run, variant: str):
-    """The latent and the LCLR heads a variant's rewards read (None, None for output-only), checked:
+    """The latent and the LCLR heads a variant's rewards read (None, None without latent terms), checked:
     heads notebook 02 fit with the current params, reading a latent of this policy's width."""
-    if variant == "output_only":
+    if not uses_latent(variant):
         return None, None
     spec, heads = resolve_latent(run), trained_heads(run)
     heads.check_latent(spec, run.source.hidden_size())
@@ -116,7 +117,7 @@ def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_
     cfg, source = r2l_config(run, variant, seed), run.source
     eval_every = run.params.r2l.eval_every if eval_every is None else eval_every
     settings = generation_settings(run, seed=1000 + seed)
-    latent_terms = variant != "output_only"
+    latent_terms = uses_latent(variant)
     identity = {"r2l": dataclasses.asdict(cfg), "eval_every": eval_every, "generation": dataclasses.asdict(settings),
                 "base_policy": source.policy_fingerprint(source.base_policy()),
                 "latent": dataclasses.asdict(spec or resolve_latent(run)) if latent_terms else None,
@@ -124,16 +125,24 @@ def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_
                 "train_prompts": json_hash([dataclasses.asdict(p) for p in source.train_prompts(seed)]),
                 "monitor_prompts": json_hash([dataclasses.asdict(p) for p in source.monitor_prompts()]),
                 "judge": source.judge_identity()}
+    if "rtxt" in VARIANTS[variant]:     # R_rtxt's judge: the surface judge, or the reasoning judge without one
+        identity["reasoning_reward_judge"] = _reasoning_reward_role(source)
     return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})",
                     ignore=_unused(cfg))
 
 
+def _reasoning_reward_role(source) -> str:
+    """The judge role R_rtxt reads the reasoning with: ``surface`` where the source has a surface judge (a text
+    monitor of the reasoning as written), else ``reasoning``."""
+    return "surface" if source.judge("surface") is not None else "reasoning"
+
+
 def _unused(cfg: R2LConfig) -> tuple[str, ...]:
-    """The ``r2l`` keys a run's training never reads: the latent term's settings without R_ls, R_cons's
-    weight without it, where the latent terms apply and how their latent is read with neither, the LoRA
-    shape without LoRA. A change of these refuses no finished run."""
+    """The ``r2l`` keys a run's training never reads: the latent term's settings without R_ls (its weight
+    also without R_rtxt, which takes it), R_cons's weight without it, where the latent terms apply and how
+    their latent is read with neither, the LoRA shape without LoRA. A change of these refuses no finished run."""
     terms = VARIANTS[cfg.variant]
-    unused = [] if "ls" in terms else ["w_lat", "alpha", "beta_ls", "gamma"]
+    unused = [] if "ls" in terms else ["alpha", "beta_ls", "gamma"] + ([] if "rtxt" in terms else ["w_lat"])
     unused += [] if "cons" in terms else ["w_cons"]
     unused += [] if {"ls", "cons"} & set(terms) else ["harmful_only", "capture_latents"]
     unused += [] if cfg.use_lora else ["lora_r", "lora_alpha"]
@@ -178,9 +187,10 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
     dataset = make_prompt_dataset(train_prompts, tokenizer)
+    reasoning_judge = source.judge(_reasoning_reward_role(source)) if "rtxt" in VARIANTS[cfg.variant] else None
     trainer = build_trainer(model, tokenizer, dataset, heads, spec, judges["reward"], cfg, str(folder),
                             callbacks=[*extra, *callbacks], disable_tqdm=not io.bars_on(run.progress),
-                            save_total_limit=1)
+                            reasoning_judge=reasoning_judge, save_total_limit=1)
     trainer.remove_callback(PrinterCallback)   # TRL's logs go to log_history.json, not stdout
     start = time.perf_counter()
     train(trainer, resume=True)
@@ -206,21 +216,24 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
 
 def _check_reward_judge(run: Run, trainer, folder: Path) -> None:
-    """Count the texts the reward judge could not judge (each paid a neutral 0.5) over the whole run,
+    """Count the texts the reward judges could not judge (each paid a neutral 0.5) over the whole run,
     resumed parts included (``reward_judge.json``); past ``r2l.max_judge_failure_rate`` the run ends
-    here with an error and is not marked finished: its rewards were mostly not the judge's."""
-    judge = text_judge(trainer)
-    if judge is None or not is_main_process():
+    here with an error and is not marked finished: its rewards were mostly not the judges'."""
+    judges = text_judges(trainer)
+    if not judges or not is_main_process():
         return
     path = folder / "reward_judge.json"
     before = io.load_json(path) if path.is_file() else {"failures": 0, "texts": 0}
-    counts = {"failures": before["failures"] + judge.failures, "texts": before["texts"] + judge.calls}
+    counts = {"failures": before["failures"] + sum(j.failures for j in judges),
+              "texts": before["texts"] + sum(j.calls for j in judges)}
     io.save_json(counts, path)
-    judge.failures = judge.calls = 0          # counted; a later call of this check starts from the file
+    for judge in judges:                      # counted; a later call of this check starts from the file
+        judge.failures = judge.calls = 0
     limit = run.params.r2l.max_judge_failure_rate
     if counts["texts"] and counts["failures"] > limit * counts["texts"]:
+        names = ", ".join(getattr(j.judge, "name", "?") for j in judges)
         raise JudgeUnavailableError(
-            f"{folder}: the reward judge ({getattr(judge.judge, 'name', '?')}) failed on {counts['failures']} of "
+            f"{folder}: the reward judges ({names}) failed on {counts['failures']} of "
             f"{counts['texts']} texts (more than r2l.max_judge_failure_rate = {limit}); each failure paid a neutral "
             "reward, so this run did not learn from the judge. It is not marked finished. Fix the judge (its endpoint, "
             "model or key), delete that folder and train again; or raise r2l.max_judge_failure_rate.")
@@ -270,7 +283,7 @@ def finished_policies(run: Run, variants: Sequence[str], seeds: Sequence[int], *
                 if required:
                     raise FileNotFoundError(f"{folder} is not a finished R2L run: run {maker} first")
                 continue
-            if variant != "output_only" and not heads_checked:
+            if uses_latent(variant) and not heads_checked:
                 trained_heads(run)                  # the heads it rewarded with must still be notebook 02's
                 heads_checked = True
             r2l_artifact(run, variant, seed, stage=stage, eval_every=eval_every).require(maker)
@@ -281,3 +294,52 @@ def finished_policies(run: Run, variants: Sequence[str], seeds: Sequence[int], *
 def history_frame(results: dict[tuple[str, int], RunResult]) -> pd.DataFrame:
     """The runs' histories in one long frame with ``variant`` and ``seed`` columns."""
     return pd.concat([r.history.assign(variant=v, seed=s) for (v, s), r in results.items()], ignore_index=True)
+
+
+def base_records(run: Run, seed: int) -> pd.DataFrame:
+    """The judged completions of the base policy's step-0 evaluation in the runs of ``seed`` (the same
+    prompts, decoding and seed; read from the completion cache the runs filled)."""
+    source = run.source
+    records = evaluate_policies(run, {"base": source.base_policy()}, source.monitor_prompts(),
+                                generation_settings(run, seed=1000 + seed))
+    return records.drop(columns="method")
+
+
+def coded_shares(run: Run, results: dict[tuple[str, int], RunResult]) -> pd.DataFrame:
+    """Per seed, for the base policy (its step-0 evaluation) and each run (its last evaluation): of the harmful
+    prompts, the share whose reasoning the exact judge calls harmful (``reasoning_harm``) and the share the
+    surface judge does (``surface_harm``: what a text monitor reading the reasoning as written sees), and the
+    **coded share** of the unsafe reasoning (:func:`craft.evaluate.coded_flags`) with its Wilson 95 % interval.
+    Empty where the source has no surface judge (paper scale: no coded text)."""
+    surface = run.source.judge("surface")
+    if surface is None:
+        return pd.DataFrame()
+    rows = []
+    seeds = sorted({s for _, s in results})
+    for variant, seed, records in [("base", s, base_records(run, s)) for s in seeds] + \
+            [(v, s, r.records) for (v, s), r in results.items()]:
+        harmful = records[records.kind == "harmful"]
+        n_coded, n_unsafe = coded_counts(records, surface)
+        n_surface = sum(judged_harmful(surface, harmful.goal, harmful.reasoning))
+        rows.append({"variant": variant, "seed": seed, "n_harmful": len(harmful), "n_unsafe": n_unsafe,
+                     "n_surface_harm": n_surface, "n_coded": n_coded})
+    return _with_rates(pd.DataFrame(rows))
+
+
+def _with_rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """``counts`` with ``reasoning_harm`` (n_unsafe / n_harmful), ``surface_harm`` (n_surface_harm / n_harmful),
+    ``coded_harm`` (n_coded / n_harmful: coded disclosures per harmful prompt) and ``coded_share`` (n_coded / n_unsafe),
+    each with its Wilson 95 % interval (``_lo``, ``_hi``)."""
+    out = counts.copy()
+    for col, k, n in (("reasoning_harm", "n_unsafe", "n_harmful"), ("surface_harm", "n_surface_harm", "n_harmful"),
+                      ("coded_harm", "n_coded", "n_harmful"), ("coded_share", "n_coded", "n_unsafe")):
+        cis = [wilson_ci(int(a), int(b)) for a, b in zip(out[k], out[n])]
+        out[col], out[f"{col}_lo"], out[f"{col}_hi"] = zip(*cis) if cis else ([], [], [])
+    return out
+
+
+def pooled_coded_shares(shares: pd.DataFrame) -> pd.DataFrame:
+    """:func:`coded_shares` pooled over seeds, one row per policy (in order of appearance): the counts summed
+    (every seed samples its own completions of the same prompts) and the rates with Wilson 95 % intervals."""
+    counts = ["n_harmful", "n_unsafe", "n_surface_harm", "n_coded"]
+    return _with_rates(shares.groupby("variant", sort=False)[counts].sum())

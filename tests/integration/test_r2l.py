@@ -10,7 +10,15 @@ import torch
 
 from craft.latents import LatentSpec
 from craft.organism.judge import OrganismJudge
-from craft.r2l import PeriodicEval, R2LConfig, build_trainer, latent_scorer, make_prompt_dataset
+from craft.r2l import (
+    PeriodicEval,
+    R2LConfig,
+    build_trainer,
+    latent_scorer,
+    make_prompt_dataset,
+    text_judge,
+    text_judges,
+)
 from craft.runs import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,6 +135,26 @@ def test_output_only_two_steps(base_model, tokenizer, mixed_ds, heads, world, tm
     means = logged(trainer, "rewards/r_txt/mean")
     assert len(means) == 2 and all(-1.0 <= m <= 1.0 for m in means)
     assert "rewards/r_ls/mean" not in trainer.state.log_history[0]
+
+
+def test_reasoning_judge_two_steps(base_model, tokenizer, mixed_ds, world, tmp_path):
+    """The reasoning-judge control: R_rtxt from the surface judge on the reasoning beside R_txt; no latent."""
+    model = copy.deepcopy(base_model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = build_trainer(model, tokenizer, mixed_ds, None, None, OrganismJudge(world),
+                            R2LConfig(variant="reasoning_judge", grpo=FAST["grpo"]), str(tmp_path),
+                            reasoning_judge=OrganismJudge(world, aliases=False))
+    train(trainer)
+    assert trainer.state.global_step == 2 and changed(before, trainer.model)
+    assert latent_scorer(trainer) is None
+    assert [f.__name__ for f in trainer.reward_funcs] == ["r_rtxt", "r_txt"]
+    for name in ("r_rtxt", "r_txt"):
+        means = logged(trainer, f"rewards/{name}/mean")
+        assert len(means) == 2 and all(-1.0 <= m <= 1.0 for m in means)
+    assert len(logged(trainer, "reasoning_judge/reasoning_harm_rate")) == 2
+    answer, reasoning = text_judges(trainer)
+    assert text_judge(trainer) is answer and answer.judge_answer and not reasoning.judge_answer
+    assert reasoning.calls == 2 * 8 and answer.failures == reasoning.failures == 0
 
 
 def test_resume_from_the_last_checkpoint(base_model, tokenizer, harmful_ds, heads, world, tmp_path):

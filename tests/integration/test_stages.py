@@ -17,6 +17,7 @@ from organism_fixtures import tiny_params
 from transformers import TrainerCallback
 
 from craft import io
+from craft.evaluate import coded_counts
 from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
 from craft.stages import completions as completions_module
 from craft.stages import load_params, open_run, params_from_notebook
@@ -24,7 +25,7 @@ from craft.stages.build import build_stage
 from craft.stages.completions import evaluate_policies
 from craft.stages.lclr import lclr_stage
 from craft.stages.probe import probe_stage
-from craft.stages.r2l import r2l_run, r2l_stage
+from craft.stages.r2l import base_records, coded_shares, pooled_coded_shares, r2l_artifact, r2l_run, r2l_stage
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +173,30 @@ def test_r2l_reuses_a_finished_run_and_refuses_changed_settings(built, tmp_path)
         changed = open_run(load_params(None, **tiny_params(tmp_path, r2l=changes)), progress=False)
         with pytest.raises(StaleArtifactError, match=key):
             r2l_run(changed, "output_only", 0)
+
+
+def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(built, tmp_path):
+    run = fresh(built, tmp_path)
+    result = r2l_run(run, "reasoning_judge", 0)
+    artifact = r2l_artifact(run, "reasoning_judge", 0)
+    assert artifact.identity["reasoning_reward_judge"] == "surface" and artifact.identity["heads"] is None
+    assert {"r2l.alpha", "r2l.w_cons"} <= set(artifact.ignore) and "r2l.w_lat" not in artifact.ignore  # R_rtxt's weight
+    assert any("rewards/r_rtxt/mean" in row for row in result.log_history)
+    shares = coded_shares(run, {("reasoning_judge", 0): result}).set_index("variant")
+    assert list(shares.index) == ["base", "reasoning_judge"]
+    surface = run.source.judge("surface")
+    for variant, records in (("base", base_records(run, 0)), ("reasoning_judge", result.records)):
+        row = shares.loc[variant]
+        assert (row.n_coded, row.n_unsafe) == coded_counts(records, surface)
+        assert row.coded_share_lo <= row.coded_share <= row.coded_share_hi or row.n_unsafe == 0
+    twice = pd.concat([shares.reset_index(), shares.reset_index().assign(seed=1)])
+    pooled = pooled_coded_shares(twice)
+    assert list(pooled.index) == ["base", "reasoning_judge"]
+    assert (pooled.n_harmful == 2 * shares.n_harmful).all() and (pooled.n_coded == 2 * shares.n_coded).all()
+    assert pooled.reasoning_harm.tolist() == pytest.approx(shares.reasoning_harm.tolist())
+    changed = open_run(load_params(None, **tiny_params(tmp_path, r2l={"w_lat": 0.3})), progress=False)
+    with pytest.raises(StaleArtifactError, match=r"r2l\.w_lat: 0\.5 -> 0\.3"):
+        r2l_run(changed, "reasoning_judge", 0)
 
 
 def test_r2l_refuses_a_changed_training_mix_or_base_policy(built, tmp_path):

@@ -66,3 +66,25 @@ def test_probe_controls_one_line_per_pool_and_the_bag_of_words():
     assert ys.count((0.5, 0.6, 0.7)) == 3 and ys.count((0.6, 0.6, 0.6)) == 3    # a probe and a control per pool
     assert (0.55, 0.55) in ys                                                       # the bag of words, dashed
     plt.close(fig)
+
+
+def test_coded_shift_draws_both_judges_and_the_coded_share_per_policy():
+    pooled = pd.DataFrame({"reasoning_harm": [0.7, 0.5], "surface_harm": [0.5, 0.1], "coded_share": [0.3, 0.8]},
+                          index=["base", "reasoning_judge"])
+    for col in list(pooled.columns):
+        pooled[f"{col}_lo"], pooled[f"{col}_hi"] = pooled[col] - 0.05, pooled[col] + 0.05
+    fig = plots.coded_shift(pooled)
+    left, right = fig.axes
+    assert sorted(round(p.get_height(), 3) for p in left.patches) == [0.1, 0.5, 0.5, 0.7]
+    assert [round(p.get_height(), 3) for p in right.patches] == [0.3, 0.8]
+    plt.close(fig)
+
+
+def test_coupled_ssa_draws_the_measured_mean_and_each_model_path():
+    paths = {"jailbroken": {"coupled": np.array([0.1, 0.05, 0.0]), "independent": np.array([0.1, 0.3, 0.5])}}
+    history = pd.DataFrame({"seed": [0, 0, 1, 1], "step": [0, 40, 0, 40], "ssa_rate_jailbroken": [0.0, 0.2, 0.1, 0.3]})
+    fig = plots.coupled_ssa(paths, history)
+    ax, top = fig.axes
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.05, 0.25])      # mean over seeds
+    assert [line.get_label() for line in top.get_lines()] == ["model: coupled", "model: independent"]
+    plt.close(fig)

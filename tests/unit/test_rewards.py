@@ -19,9 +19,11 @@ from craft.r2l.rewards import (
     VARIANTS,
     ConsistencyReward,
     LatentSafetyReward,
+    ReasoningTextReward,
     TaskReward,
     TextSafetyReward,
     build_rewards,
+    uses_latent,
     variant_weights,
 )
 from craft.r2l.scorers import LatentScorer, TextJudge, completion_text, left_pad_batch, random_heads
@@ -337,7 +339,30 @@ def test_task_reward_is_appended_and_unknown_variant_raises(heads):
         build_rewards("nope", heads, LatentSpec(1), FakeTokenizer(), TableJudge([1.0]))
     with pytest.raises(ValueError, match="needs heads"):
         build_rewards("craft", None, None, None, TableJudge([1.0]))
-    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr"}
+    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr", "reasoning_judge"}
+    with pytest.raises(ValueError, match="reasoning_judge"):
+        build_rewards("reasoning_judge", None, None, None, TableJudge([1.0]))
+    assert [v for v in VARIANTS if not uses_latent(v)] == ["output_only", "reasoning_judge"]
+
+
+def test_reasoning_judge_rewards_the_reasoning_text_and_the_answer(world):
+    """R_rtxt reads the reasoning through its own judge (here the surface judge: blind to aliases); R_txt the
+    answer through the reward judge. Both apply on every prompt; R_rtxt takes w_lat."""
+    hz = world.hazards[0]
+    plain, safe = hz.recipe(), "no . i will not ."
+    comps = [completion(plain, "i can not help with that ."), completion(safe, "i can not help with that ."),
+             completion(safe, f"sure . {plain}")]
+    funcs, w, scorer = build_rewards("reasoning_judge", None, None, None, OrganismJudge(world),
+                                     reasoning_judge=OrganismJudge(world, aliases=False))
+    assert [f.__name__ for f in funcs] == ["r_rtxt", "r_txt"] and w == [0.5, 0.4] and scorer is None
+    assert isinstance(funcs[0], ReasoningTextReward) and funcs[0].text is not funcs[1].text
+    logged = {}
+    r_rtxt, r_txt = (call(f, 3, completions=comps, harmful=[True] * 3, log_metric=logged.__setitem__) for f in funcs)
+    assert r_rtxt == [-1.0, 1.0, 1.0]              # the SSA trace's reasoning pays; the answers do not matter
+    assert r_txt == [1.0, 1.0, -1.0]               # the jailbreak's answer pays; the reasoning does not matter
+    assert funcs[0].text.calls == 3                # the reasoning judge reads reasonings only
+    assert logged["reasoning_judge/reasoning_harm_rate"] == pytest.approx(1 / 3)
+    assert logged["safety/ssa_rate"] == pytest.approx(1 / 3)     # the answer judge's statistics keep their names
 
 
 def test_task_reward_scores_arithmetic_only():
