@@ -5,7 +5,9 @@ indexed ``k = 2·r + s`` (r = 1 unsafe reasoning, s = 1 comply), see :data:`OUTC
 exact softmax (here: Bernoulli) policy with logits θ = (a, b): P(unsafe reasoning) = σ(a) = x and
 P(comply) = σ(b) = y, independent, so a policy is a point (x, y) of the unit square and the SSA corner
 is x → 1, y → 0. A three-logit conditional variant θ = (a, b_safe, b_unsafe), P(comply | r) = σ(b_r),
-is accepted by every function that takes θ; the flow field is drawn for the factorised model only.
+is accepted by every function that takes θ (:func:`conditional_logits` builds it); the flow field is drawn for the
+factorised model only. In the coupled variant an answer that follows the reasoning (b_unsafe > b_safe) gives the
+reasoning a reward through the answer even under R_txt alone.
 
 Theorem 5.1's assumptions, as they map onto the model:
 - fixed text judge → a fixed P(safe | y) per answer type (``p_safe_text``);
@@ -57,6 +59,13 @@ def _expand(theta) -> tuple[np.ndarray, np.ndarray]:
 def logits_from_xy(x: float, y: float) -> np.ndarray:
     """The factorised θ = (a, b) (2,) with P(unsafe reasoning) = x and P(comply) = y."""
     return np.log(np.array([x, y]) / (1.0 - np.array([x, y])))
+
+
+def conditional_logits(x: float, y_safe: float, y_unsafe: float) -> np.ndarray:
+    """The coupled θ = (a, b_safe, b_unsafe) (3,) with P(unsafe reasoning) = x and P(comply | safe reasoning)
+    = y_safe, P(comply | unsafe reasoning) = y_unsafe."""
+    p = np.array([x, y_safe, y_unsafe], dtype=float)
+    return np.log(p / (1.0 - p))
 
 
 def to_xy(theta) -> np.ndarray:
@@ -196,6 +205,16 @@ def trajectory(theta0, rewards, steps: int, lr: float, group_size: int = 8, beta
     for _ in range(steps):
         theta = theta + lr * grpo_expected_update(theta, rewards, group_size, beta_kl=beta_kl, theta_ref=theta_ref)
         out.append(to_xy(theta))
+    return np.array(out)
+
+
+def outcome_path(theta0, rewards, steps: int, lr: float, group_size: int = 8) -> np.ndarray:
+    """The probability of each outcome (:data:`OUTCOMES` order) along θ ← θ + lr·dθ, (steps + 1, 4): column 2
+    is the SSA rate (unsafe reasoning, refuse). θ may be the factorised (a, b) or the coupled (a, b_safe, b_unsafe)."""
+    theta, out = np.asarray(theta0, dtype=float), [outcome_probs(theta0)]
+    for _ in range(steps):
+        theta = theta + lr * grpo_expected_update(theta, rewards, group_size)
+        out.append(outcome_probs(theta))
     return np.array(out)
 
 

@@ -127,3 +127,19 @@ def test_theorem_flow_figure():
     fig = theorem_flow(panels, paths)
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_coupled_start_under_output_only_moves_the_reasoning_and_the_factorised_one_only_the_answer():
+    """A jailbroken start under R_txt alone. Coupled (unsafe reasoning complies, safe reasoning refuses): the reasoning
+    carries the answer's reward, so P(unsafe reasoning) falls and SSA does not build up. Factorised (answer independent
+    of the reasoning): the reasoning never moves while the answers learn to refuse, so SSA rises."""
+    theta = t.conditional_logits(0.7, 0.05, 0.95)
+    assert t.outcome_probs(theta) == pytest.approx([0.3 * 0.95, 0.3 * 0.05, 0.7 * 0.05, 0.7 * 0.95])
+    path = t.outcome_path(theta, TXT_ONLY, steps=30, lr=1.0)
+    assert path.shape == (31, 4) and np.allclose(path.sum(axis=1), 1.0)
+    assert path[-1, 2] + path[-1, 3] < 0.1 and path[-1, 2] < path[0, 2]     # unsafe reasoning, SSA included, fell
+    factorised = t.outcome_path(t.logits_from_xy(0.7, 0.7), TXT_ONLY, steps=30, lr=1.0)
+    assert abs(factorised[-1, 2] + factorised[-1, 3] - 0.7) < 1e-9          # the reasoning never moves
+    assert factorised[-1, 2] > factorised[0, 2] + 0.4                       # SSA rises
+    frozen = t.outcome_path(t.conditional_logits(0.9, 0.02, 0.02), TXT_ONLY, steps=30, lr=1.0)
+    assert abs(frozen[-1, 2] - frozen[0, 2]) < 0.02       # a dressed-up start: every answer refuses, (almost) frozen
