@@ -165,12 +165,14 @@ def test_notebooks_share_one_parameters_cell():
 
 
 def test_scale_specific_cells_are_few():
-    """Only content that really differs between scales is marked %%only (the world, the claims). The exercises
-    (cells tagged ``solution`` or ``check``) work on the organism's objects and are not counted."""
+    """Only content that really differs between scales is marked %%only (the world, the claims: a notebook's checked
+    claims and, in the cell after them, its reported ones, whose outcome may differ between machines and so stays out
+    of the checked cell). The exercises (cells tagged ``solution`` or ``check``) work on the organism's objects and are
+    not counted."""
     exercise = {"solution", "check"}
     marked = sum(_src(c).startswith("%%only") for p in NOTEBOOKS for c in _code_cells(json.loads(p.read_text()))
                  if not exercise & set(c.get("metadata", {}).get("tags", [])))
-    assert marked <= 15, f"{marked} %%only cells; share the cell and let the stage code differ instead"
+    assert marked <= 20, f"{marked} %%only cells; share the cell and let the stage code differ instead"
 
 
 def test_docs_point_only_at_the_repository():
