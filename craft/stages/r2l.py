@@ -233,7 +233,7 @@ def _check_reward_judge(run: Run, trainer, folder: Path) -> None:
     if counts["texts"] and counts["failures"] > limit * counts["texts"]:
         names = ", ".join(getattr(j.judge, "name", "?") for j in judges)
         raise JudgeUnavailableError(
-            f"{folder}: the reward judges ({names}) failed on {counts['failures']} of "
+            f"{folder}: the reward judge{'s' if len(judges) > 1 else ''} ({names}) failed on {counts['failures']} of "
             f"{counts['texts']} texts (more than r2l.max_judge_failure_rate = {limit}); each failure paid a neutral "
             "reward, so this run did not learn from the judge. It is not marked finished. Fix the judge (its endpoint, "
             "model or key), delete that folder and train again; or raise r2l.max_judge_failure_rate.")
