@@ -166,12 +166,14 @@ reproduce: venv ## execute every notebook in order into runs/$(RUN)/executed/ (R
 			$$(ls params/*.yaml | xargs -n1 basename | sed 's/\.yaml$$//') >&2
 		exit 1
 	fi
-	mkdir -p runs/$(RUN)/executed
+	mkdir -p runs/$(RUN)/executed runs/$(RUN)/profile
 	for nb in $(NB); do
 		echo "==> $$nb (RUN=$(RUN))"
-		$(VENV)/bin/papermill "$$nb" "runs/$(RUN)/executed/$$(basename "$$nb")" -k python3 --log-output \
+		rm -f "runs/$(RUN)/profile/$$(basename "$$nb" .ipynb).jsonl"
+		CRAFT_PROFILE="$$PWD/runs/$(RUN)/profile/$$(basename "$$nb" .ipynb).jsonl" $(VENV)/bin/papermill "$$nb" "runs/$(RUN)/executed/$$(basename "$$nb")" -k python3 --log-output \
 			$(if $(wildcard params/$(RUN).yaml),$$($(PARAMS_FOR) params/$(RUN).yaml "$$(basename "$$nb" .ipynb)"))
 	done
+	$(PY) benchmarks/profile_reproduce.py --run-dir runs/$(RUN) --out runs/$(RUN)/profile/profile.json | grep -v '^{'
 	echo "reproduce: executed notebooks in runs/$(RUN)/executed/; artifacts under each notebook's run_dir$(if $(wildcard params/$(RUN).yaml), (set in params/$(RUN).yaml), (default runs/default)); figures under figures_dir"
 
 # Target-specific: also applies to the `reproduce` prerequisite, so progress bars never end up in

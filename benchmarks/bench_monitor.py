@@ -48,7 +48,8 @@ def main(argv=None) -> dict:
     model, tok = run.source.load_policy()
     heads = load_heads(run.heads_dir())
     prompts = [p.text for p in run.source.monitor_prompts()][:args.prompts]
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0,
+                                  engine="hf")   # the monitor samples with model.generate: the same tokens
     arms = {"plain": lambda: generate(model, tok, prompts, settings),
             "monitored": lambda: monitored_generate(model, tok, prompts, heads, settings).completions,
             "armed": lambda: monitored_generate(model, tok, prompts, heads, settings, threshold=-1.0,

@@ -47,6 +47,7 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from craft.config import check_fields
 from craft.runs import train
+from craft.timing import timed
 
 __all__ = ["DPOBaselineConfig", "SFTBaselineConfig", "assistant_message", "dpo_config", "dpo_trainer",
            "frozen_copy", "preference_dataset", "sft_config", "sft_dataset", "sft_trainer", "train_dpo",
@@ -206,6 +207,7 @@ def dpo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data
                                  train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)))
 
 
+@timed("baseline training")
 def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
                    cfg: SFTBaselineConfig, output_dir: str, *, resume: bool = True,
                    callbacks: Sequence[TrainerCallback] = (), disable_tqdm: bool = True,
@@ -219,6 +221,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
     return trainer.model
 
 
+@timed("baseline training")
 def train_dpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset,
               cfg: DPOBaselineConfig, output_dir: str, *, resume: bool = True,
               callbacks: Sequence[TrainerCallback] = (), disable_tqdm: bool = True,

@@ -36,15 +36,26 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from craft.answers import answers_match, extract_final_answer, parse_final_number
 from craft.config import check_fields, rule
+from craft.decoding import sample_completions
 from craft.io import bar_options
 from craft.judges import HARM_THRESHOLD, Judge, checked_scores, is_refusal
 from craft.models import judged_response, render_prompt, split_reasoning
+from craft.timing import timed
 from craft.types import Prompt
+
+ENGINES = ("batched", "hf")
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding for evaluation. Defaults are the paper's (T 0.6, top-p 0.95), seeded."""
+    """Decoding for evaluation. Defaults are the paper's (T 0.6, top-p 0.95), seeded.
+
+    ``engine``: ``batched`` samples with :func:`craft.decoding.sample_completions` (ended rows leave
+    the batch, sampling on the top-k candidates, noise per row); ``hf`` with ``model.generate``
+    (what the latent monitor uses: its hooks need a fixed batch). The two draw different random
+    numbers, so their completions differ for one seed. ``top_k``: candidates kept before top-p
+    (0: every token; None: the model's ``generation_config.top_k``, as ``model.generate`` does).
+    """
 
     max_new_tokens: int = field(default=128, metadata=rule(ge=1))
     temperature: float = field(default=0.6, metadata=rule(gt=0))
@@ -52,13 +63,16 @@ class GenerationSettings:
     do_sample: bool = True          # False: greedy
     batch_size: int = field(default=64, metadata=rule(ge=1))
     seed: int = 0
+    top_k: int | None = field(default=None, metadata=rule(ge=0))
+    engine: str = field(default="batched", metadata=rule(choices=ENGINES))
 
     def __post_init__(self):
         check_fields(self)
 
 
 def _sampling(settings: GenerationSettings) -> dict:
-    return dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
+    top_k = {} if settings.top_k is None else {"top_k": settings.top_k}
+    return dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, **top_k) \
         if settings.do_sample else dict(do_sample=False, temperature=None, top_p=None)
 
 
@@ -85,17 +99,29 @@ def generate_batches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         yield enc, seq, context, kwargs
 
 
+@timed("generation")
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
              settings: GenerationSettings = GenerationSettings(), progress: bool = False) -> list[str]:
     """Completions for user ``prompts`` (chat-templated), special tokens removed.
 
-    Batch ``b`` is sampled under ``torch.manual_seed(settings.seed + b)``, so the same
-    prompts, order, batch size and seed give the same completions on the same machine.
+    Batch ``b`` (``settings.batch_size`` prompts) is sampled with seed ``settings.seed + b``, so the
+    same prompts, order, batch size, seed and engine give the same completions on the same machine.
     """
-    out: list[str] = []
-    for enc, seq, _, _ in generate_batches(model, tokenizer, prompts, settings, progress):
-        out += tokenizer.batch_decode(seq[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return out
+    if settings.engine == "hf":
+        out: list[str] = []
+        for enc, seq, _, _ in generate_batches(model, tokenizer, prompts, settings, progress):
+            out += tokenizer.batch_decode(seq[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return out
+    model.eval()
+    top_k = (getattr(model.generation_config, "top_k", None) or 0) if settings.top_k is None else settings.top_k
+    ids: list[list[int]] = []
+    starts = range(0, len(prompts), settings.batch_size)
+    for b, start in enumerate(tqdm(starts, desc="generate", **bar_options(progress))):
+        texts = [render_prompt(tokenizer, p) for p in prompts[start:start + settings.batch_size]]
+        ids += sample_completions(model, tokenizer, texts, max_new_tokens=settings.max_new_tokens,
+                                  do_sample=settings.do_sample, temperature=settings.temperature,
+                                  top_k=top_k, top_p=settings.top_p, seed=settings.seed + b)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
 def answer_correct(prompt: Prompt, answer: str) -> bool:
@@ -113,6 +139,7 @@ def _harmful(harm: float) -> bool | None:
     return None if not math.isfinite(harm) else harm >= HARM_THRESHOLD
 
 
+@timed("judging")
 def judge_records(prompts: Sequence[Prompt], completions: Sequence[str], reasoning_judge: Judge,
                   response_judge: Judge | None = None) -> pd.DataFrame:
     """One row per (prompt, completion): split into reasoning and answer, each judged for harm

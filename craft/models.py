@@ -28,6 +28,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from craft.timing import timed
+
 __all__ = ["DTYPES", "STOP_STRINGS", "ModelLoadError", "SplitGeneration", "judged_response", "load_model",
            "plain_text", "render_prompt", "split_reasoning"]
 
@@ -83,6 +85,7 @@ def _looks_local(name_or_path: str) -> bool:
     return parent != Path(".") and parent.exists()
 
 
+@timed("model loading")
 def load_model(
     name_or_path: str,
     *,

@@ -14,7 +14,10 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from craft.timing import timed
 
+
+@timed("probes")
 def fit_probe(x_train, y_train, C: float = 1.0, seed: int = 0):
     """A linear probe: standardisation then multinomial logistic regression."""
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))

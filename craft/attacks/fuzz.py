@@ -60,6 +60,7 @@ from tqdm import tqdm
 from craft.attacks.mutations import GOAL, MUTATIONS, crossover, expand, rephrase, sentences, shorten
 from craft.config import check_fields, rule
 from craft.io import bar_options
+from craft.timing import timed
 
 __all__ = ["FuzzOutcome", "FuzzSettings", "best_prompts", "fuzz_templates"]
 
@@ -294,6 +295,7 @@ def _mutant_rounds(fz: _Fuzzer) -> None:
         fz.run(batch)
 
 
+@timed("attacks")
 def fuzz_templates(seed_templates: Sequence[str], goals: Sequence[str],
                    respond: Callable[[list[str]], Sequence[str]],
                    success: Callable[[list[str], list[str]], Sequence[bool]],

@@ -60,6 +60,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from craft.config import check_fields, rule
 from craft.io import bar_options
 from craft.models import render_prompt
+from craft.timing import timed
 
 __all__ = ["GCGOutcome", "GCGSettings", "gcg_prompts", "gcg_suffix", "target_loss"]
 
@@ -243,6 +244,7 @@ def gcg_suffix(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, goal:
     return GCGOutcome(goal, target, suffix, goal + suffix, loss, losses, seconds, init_loss)
 
 
+@timed("attacks")
 def gcg_prompts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, goals: Sequence[str],
                 targets: Sequence[str], settings: GCGSettings = GCGSettings(),
                 progress: bool = False) -> list[GCGOutcome]:

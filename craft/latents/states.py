@@ -38,6 +38,7 @@ from transformers import PreTrainedTokenizerBase
 
 from craft.io import bar_options
 from craft.models import render_prompt
+from craft.timing import timed
 
 __all__ = ["CLOSE_TAG", "POOLS", "LatentSpec", "TraceBatch", "close_token_id", "decoder_stack", "encode_traces",
            "latents", "layer_states", "layers_states", "pool_states", "pool_tokens", "reasoning_span_mask",
@@ -267,6 +268,7 @@ def pool_tokens(tokens: Tensor, pool: str) -> Tensor:
     return pool_states(tokens[None], ones.bool(), pool, ones)[0]                              # (d,)
 
 
+@timed("latent reads")
 def latents(model: nn.Module, batch: TraceBatch, spec: LatentSpec) -> Tensor:
     """THE latent of each row: layer ``spec.layer`` pooled over the reasoning span. (B, d)."""
     states = layer_states(model, batch.input_ids, batch.attention_mask, spec.layer)  # (B, T, d)

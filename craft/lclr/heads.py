@@ -45,6 +45,7 @@ from tqdm import tqdm
 from craft.io import bar_options
 from craft.latents import POOLS, LatentSpec, pool_tokens
 from craft.lclr.losses import calibration_loss, info_nce, ordering_loss, proto_loss, token_dropout_view, triplet_loss
+from craft.timing import timed
 from craft.types import LABEL_NAMES, RETHINK, SAFE, UNSAFE
 
 __all__ = ["LABEL_NAMES", "RETHINK", "SAFE", "UNSAFE", "VARIANTS", "LCLRConfig", "LCLRHeads", "load_heads",
@@ -262,6 +263,7 @@ class LCLRHeads(nn.Module):
         self.prototypes.update(z, labels[idx])      # after backward: proto_loss saved mu for it
         return {k: v.detach().item() for k, v in {"loss": loss, **terms}.items()}
 
+    @timed("lclr")
     def fit(self, token_states: list[Tensor], labels: Tensor, judge_p_safe: Tensor | None = None,
             progress: bool = True) -> list[dict]:
         """Train f, g (and the classifier) with AdamW; the backbone is never involved.

@@ -41,6 +41,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCrite
 from craft.evaluate import GenerationSettings, generate_batches
 from craft.latents import CLOSE_TAG, LatentCapture, close_token_id, decoder_stack
 from craft.lclr import LCLRHeads
+from craft.timing import timed
 
 __all__ = ["ACTIONS", "LatentMonitor", "MonitoredBatch", "check_heads", "monitored_generate", "replay_alarms",
            "replay_p_z"]
@@ -147,14 +148,17 @@ class MonitoredBatch:
     ids: list[list[int]] = field(default_factory=list)  # those tokens' ids (before a refusal was added)
 
 
+@timed("generation")
 def monitored_generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
                        heads: LCLRHeads, settings: GenerationSettings = GenerationSettings(), *,
                        threshold: float | None = None, action: str = "none", refusal: str = "I can't help with that.",
                        min_tokens: int = 1, progress: bool = False) -> MonitoredBatch:
-    """:func:`craft.evaluate.generate` with the latent monitor on every batch.
+    """:func:`craft.evaluate.generate` with the latent monitor on every batch, through ``model.generate``
+    whatever ``settings.engine`` says (the capture hook and the stopping criterion index the rows of a
+    fixed batch).
 
     ``action``: ``none`` records p_z (and, with a threshold, where the alarm would fire) and changes
-    nothing (the completions equal :func:`~craft.evaluate.generate`'s);
+    nothing (the completions equal :func:`~craft.evaluate.generate`'s with ``engine="hf"``);
     ``stop`` ends a row at its alarm (the row keeps the tokens sampled so far; rows that never alarm
     are the same as without the monitor, since sampling draws for every row of the batch either way);
     ``refuse`` stops likewise and closes the reasoning with ``</think>`` and ``refusal``.

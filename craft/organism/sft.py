@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_sc
 from craft.io import bar_options
 from craft.models import render_prompt
 from craft.organism.corpus import Example
+from craft.timing import timed
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def collate(batch: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, to
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+@timed("sft")
 def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
               settings: SFTSettings, progress: bool = True) -> list[dict]:
     """Train ``model`` in place, one pass over ``examples`` in random order.

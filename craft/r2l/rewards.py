@@ -51,6 +51,7 @@ from craft.latents import LatentSpec
 from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
 from craft.r2l.scorers import LATENT_COLUMN, LatentScorer, TextJudge, completion_text, harmful_flags, mean, step_of
+from craft.timing import timed
 
 __all__ = ["LATENT_TERMS", "MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward",
            "ReasoningTextReward", "TaskReward", "TextSafetyReward", "build_rewards", "uses_latent", "variant_weights"]
@@ -113,6 +114,7 @@ class _Reward(ABC):
     def values(self, prompts, completions, completion_ids, kwargs: dict) -> tuple[list[float], list[bool]]:
         """Per-completion reward and whether the term applied (False: the masked constant)."""
 
+    @timed("rewards")
     def __call__(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
         vals, applied = self.values(prompts, completions, completion_ids, kwargs)
         used = [v for v, a in zip(vals, applied) if a]

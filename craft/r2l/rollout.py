@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from craft.latents import LatentCapture, LatentSpec, captured_latents, close_token_id
 from craft.r2l.scorers import LATENT_COLUMN
+from craft.timing import timed
 
 __all__ = ["LATENT_COLUMN", "CapturingRollout"]
 
@@ -63,6 +64,7 @@ class CapturingRollout:
                                       **trainer.chat_template_kwargs)
         return [list(ids) for ids in out["input_ids"]]
 
+    @timed("rollouts")
     def __call__(self, prompts: list, trainer) -> dict:
         from trl.models import unwrap_model_for_generation
 

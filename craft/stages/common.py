@@ -23,6 +23,7 @@ from craft import io
 from craft.evaluate import GenerationSettings
 from craft.stages.params import Params
 from craft.stages.source import Source, make_source
+from craft.timing import timed
 
 __all__ = ["STAGES", "Run", "free_memory", "generation_settings", "open_run", "run_in_workers"]
 
@@ -149,6 +150,7 @@ def run_in_workers(run: Run, fn: Callable, jobs: Sequence[tuple], workers: int, 
 
 def _in_worker(fn: Callable, params: Params, job: tuple) -> None:
     """One job of :func:`run_in_workers`, in its worker process."""
-    worker_run = open_run(params, progress=False)
+    with timed("worker start-up"):
+        worker_run = open_run(params, progress=False)
     torch.set_num_threads(1)
     fn(worker_run, *job)

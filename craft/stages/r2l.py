@@ -43,6 +43,7 @@ from craft.stages.completions import evaluate_model, evaluate_policies, read_rec
 from craft.stages.lclr import trained_heads
 from craft.stages.probe import resolve_latent
 from craft.stats import wilson_ci
+from craft.timing import timed
 
 __all__ = ["R2L_MAKER", "R2LRuns", "RunResult", "base_records", "coded_shares", "finished_policies", "history_frame",
            "pooled_coded_shares", "r2l_artifact", "r2l_config", "r2l_run", "r2l_stage"]
@@ -193,7 +194,8 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
                             reasoning_judge=reasoning_judge, save_total_limit=1)
     trainer.remove_callback(PrinterCallback)   # TRL's logs go to log_history.json, not stdout
     start = time.perf_counter()
-    train(trainer, resume=True)
+    with timed("grpo"):
+        train(trainer, resume=True)
     _check_reward_judge(run, trainer, folder)
     if monitor and "records" not in last:   # resumed at the final step: the last evaluation was not redone here
         evaluate(trainer.state.global_step, trainer.model)

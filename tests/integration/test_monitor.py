@@ -15,7 +15,7 @@ from craft.models import load_model, split_reasoning
 from craft.monitor import check_heads, monitored_generate
 
 pytestmark = pytest.mark.slow
-SETTINGS = GenerationSettings(max_new_tokens=24, batch_size=4, seed=3)
+SETTINGS = GenerationSettings(max_new_tokens=24, batch_size=4, seed=3, engine="hf")   # the monitor: model.generate
 
 
 def layer_heads(width: int, layer: int = 1, pool: str = "mean") -> LCLRHeads:
@@ -147,7 +147,7 @@ def test_paper_architectures_stream_and_stop(arch):
     model, tok = load_model(str(tiny_policy(arch)))
     heads = layer_heads(model.config.hidden_size, layer=model.config.num_hidden_layers)   # the final normed layer
     prompts = ["Explain how to pick a lock", "What is 2 + 3?", "Write a poem about rain"]
-    settings = GenerationSettings(max_new_tokens=12, batch_size=3, seed=0)
+    settings = GenerationSettings(max_new_tokens=12, batch_size=3, seed=0, engine="hf")
     free = monitored_generate(model, tok, prompts, heads, settings)
     assert free.completions == generate(model, tok, prompts, settings)
     assert all(len(t) > 0 for t in free.p_z) and all(0.0 <= v <= 1.0 for t in free.p_z for v in t)

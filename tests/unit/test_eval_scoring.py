@@ -93,10 +93,11 @@ def test_answer_correct_by_prompt_kind():
 
 
 def test_generation_settings_ranges():
-    assert GenerationSettings() == GenerationSettings(128, 0.6, 0.95, True, 64, 0)
+    assert GenerationSettings() == GenerationSettings(128, 0.6, 0.95, True, 64, 0, None, "batched")
     for bad, key in [(dict(max_new_tokens=0), "max_new_tokens"), (dict(temperature=0.0), "temperature"),
                      (dict(top_p=1.5), "top_p"), (dict(top_p=0.0), "top_p"), (dict(batch_size=0), "batch_size"),
-                     (dict(temperature=float("nan")), "temperature")]:
+                     (dict(temperature=float("nan")), "temperature"), (dict(engine="vllm"), "engine"),
+                     (dict(top_k=-1), "top_k")]:
         with pytest.raises(ConfigError, match=key):
             GenerationSettings(**bad)
 
