@@ -36,7 +36,7 @@ from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["sample_next", "sample_completions"]
+__all__ = ["eos_token_ids", "sample_completions", "sample_next"]
 
 # Rebuild the batch (drop ended rows) once at least this share of its rows has ended.
 COMPACT_SHARE = 0.1
@@ -55,7 +55,8 @@ def sample_next(logits: Tensor, uniform: Tensor, temperature: float, top_k: int,
     values, ids = torch.topk(logits.float() / temperature, k, dim=-1)            # (B, k), sorted descending
     logp = torch.log_softmax(values, dim=-1)
     if top_p < 1.0:
-        before = torch.cumsum(logp.exp(), dim=-1) - logp.exp()                   # probability of better candidates
+        p = logp.exp()
+        before = torch.cumsum(p, dim=-1) - p                                     # probability of better candidates
         logp = logp.masked_fill(before >= top_p, float("-inf"))                  # the first candidate is never dropped
     gumbel = -torch.log(-torch.log(uniform))
     return ids.gather(-1, (logp + gumbel).argmax(-1, keepdim=True)).squeeze(-1)
@@ -96,7 +97,9 @@ class _BufferLayer(DynamicLayer):
         self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The ids that end a generation: the model's ``generation_config.eos_token_id`` (one or a list), else
+    the tokenizer's ``eos_token_id``."""
     eos = getattr(model.generation_config, "eos_token_id", None)
     eos = tokenizer.eos_token_id if eos is None else eos
     return [eos] if isinstance(eos, int) else list(eos or [])
@@ -114,7 +117,7 @@ def sample_completions(model, tokenizer, texts: Sequence[str], *, max_new_tokens
     n = ids.shape[0]
     k = model.config.vocab_size if top_k <= 0 else min(top_k, model.config.vocab_size)
     noise = torch.Generator(device="cpu").manual_seed(seed)
-    eos = torch.tensor(_eos_ids(model, tokenizer), dtype=torch.long, device=device)
+    eos = torch.tensor(eos_token_ids(model, tokenizer), dtype=torch.long, device=device)
     rows = torch.arange(n, device=device)                                        # live rows' indices in texts
     out: list[list[int]] = [[] for _ in range(n)]
     cache = DynamicCache(config=model.config)

@@ -88,20 +88,37 @@ def close_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
     return None
 
 
-def _encode_row(tokenizer, prompt: str, reasoning: str, answer: str | None, close_id: int | None):
-    """``(ids, n_prompt, n_span)`` of one trace; prompt and tail tokenised separately."""
-    prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+def _tail(tokenizer, reasoning: str, answer: str | None, close_id: int | None) -> str:
+    """The text after the prompt: the reasoning alone (no answer), or reasoning, ``</think>``, answer, eos."""
     if answer is None:
-        tail_ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
-        return prompt_ids + tail_ids, len(prompt_ids), len(tail_ids)
+        return reasoning
     if close_id is None:
         raise ValueError("this tokenizer has no </think> token, so a trace has no reasoning part apart from its "
                          "answer: pass the whole response as the reasoning and no answer (answers=None)")
-    tail = f"{reasoning}\n{CLOSE_TAG}\n\n{answer}{tokenizer.eos_token}"
-    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
-    # </think> is an added token, so each textual occurrence is one id; ours follows those in the reasoning.
-    closes = [i for i, t in enumerate(tail_ids) if t == close_id]
-    return prompt_ids + tail_ids, len(prompt_ids), closes[reasoning.count(CLOSE_TAG)]
+    return f"{reasoning}\n{CLOSE_TAG}\n\n{answer}{tokenizer.eos_token}"
+
+
+def _encode_rows(tokenizer, prompts: Sequence[str], reasonings: Sequence[str], answers: Sequence[str] | None,
+                 close_id: int | None) -> list[tuple[list[int], int, int]]:
+    """``(ids, n_prompt, n_span)`` per trace; prompt and tail tokenised separately, each kind in one
+    tokenizer call (a call per text cost more than the tokenising), each distinct prompt rendered once."""
+    tails = [_tail(tokenizer, r, None if answers is None else answers[i], close_id) for i, r in enumerate(reasonings)]
+    if not tails:
+        return []
+    distinct = list(dict.fromkeys(prompts))
+    rendered = tokenizer([render_prompt(tokenizer, p) for p in distinct], add_special_tokens=False)["input_ids"]
+    prompt_ids = dict(zip(distinct, rendered))
+    tails_ids = tokenizer(tails, add_special_tokens=False)["input_ids"]
+    rows = []
+    for prompt, reasoning, tail_ids in zip(prompts, reasonings, tails_ids):
+        head = prompt_ids[prompt]
+        if answers is None:
+            rows.append((head + tail_ids, len(head), len(tail_ids)))
+            continue
+        # </think> is an added token, so each textual occurrence is one id; ours follows those in the reasoning.
+        closes = [i for i, t in enumerate(tail_ids) if t == close_id]
+        rows.append((head + tail_ids, len(head), closes[reasoning.count(CLOSE_TAG)]))
+    return rows
 
 
 def encode_traces(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], reasonings: Sequence[str],
@@ -119,8 +136,7 @@ def encode_traces(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], re
     if len(prompts) != len(reasonings) or (answers is not None and len(answers) != len(prompts)):
         raise ValueError("prompts, reasonings and answers must have the same length")
     close_id = close_token_id(tokenizer)
-    rows = [_encode_row(tokenizer, p, r, None if answers is None else answers[i], close_id)
-            for i, (p, r) in enumerate(zip(prompts, reasonings))]
+    rows = _encode_rows(tokenizer, prompts, reasonings, answers, close_id)
     T = max((len(ids) for ids, _, _ in rows), default=0)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids = torch.full((len(rows), T), pad_id, dtype=torch.long)      # (B, T)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
+from craft.decoding import eos_token_ids
 from craft.evaluate import GenerationSettings, generate_batches
 from craft.latents import CLOSE_TAG, LatentCapture, close_token_id, decoder_stack
 from craft.lclr import LCLRHeads
@@ -169,8 +170,7 @@ def monitored_generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
         raise ValueError(f"action {action!r} needs a threshold on p_z")
     layer = check_heads(heads, model)
     close_id = close_token_id(tokenizer)
-    eos = model.generation_config.eos_token_id
-    eos_ids = [tokenizer.eos_token_id] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    eos_ids = eos_token_ids(model, tokenizer)
     out = MonitoredBatch([], [], [])
     heads.eval()
 

@@ -10,6 +10,15 @@ batches are homogeneous in task (all arithmetic, or all harmful), and the organi
 failed to learn its arithmetic (0.30–0.54 accuracy vs the prototype's 0.9). The organism
 needs i.i.d. mixing more than the last 15 % of speed. Later stages (R2L GRPO, baselines)
 use TRL's trainers.
+
+Each batch is **packed** (:func:`pack`), not padded: its conversations (about 88 tokens on average,
+160 at most) are laid end to end in as few rows of ``max_length`` tokens as first-fit allows, each
+conversation's positions restarting at 0, so that transformers builds a block-diagonal causal mask
+and no token attends across conversations. The batch, its tokens and its loss (the mean over the
+completion tokens) are those of the padded batch; padding to the longest conversation wasted 43 %
+of the tokens. transformers' own padding-free collator (``DataCollatorWithFlattening``) puts a whole
+batch in ONE row, whose attention mask on CPU (SDPA, no varlen kernel) is quadratic in the batch's
+length; rows of ``max_length`` keep it small.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from craft.timing import timed
 class SFTSettings:
     """Organism SFT hyper-parameters (measured on 2 CPU cores; see notebook 00)."""
 
-    steps: int = 1200
+    steps: int = 1500
     batch_size: int = 24
     learning_rate: float = 5e-3
     warmup_steps: int = 30
@@ -63,7 +72,8 @@ def encode_examples(examples: Sequence[Example], tokenizer: PreTrainedTokenizerB
 
 
 def collate(batch: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask and labels (-100 on prompt and padding)."""
+    """Right-padded ids, attention mask and labels (-100 on prompt and padding): the padded batch whose
+    loss and gradients :func:`pack` reproduces (tested)."""
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad_id)                  # (B, T)
     labels = torch.full((len(batch), width), -100)
@@ -73,6 +83,41 @@ def collate(batch: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, to
         mask[r, :len(seq)] = 1
         labels[r, n_prompt:len(seq)] = ids[r, n_prompt:len(seq)]
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack(batch: Sequence[tuple[list[int], int]], width: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """The conversations of ``batch`` packed into rows of at most ``width`` tokens (first-fit, longest
+    first): ``input_ids``, ``position_ids`` (restarting at 0 for each conversation; the padding at a
+    row's end counts on from 0 as a sequence of its own) and ``labels`` (-100 on prompts, padding and
+    each conversation's first token, so no loss crosses a boundary). No attention mask: transformers
+    derives the block-diagonal causal mask from the position ids when the forward has no cache
+    (``use_cache=False``; with a cache it would let conversations attend to each other)."""
+    if any(len(seq) > width for seq, _ in batch):
+        raise ValueError(f"a conversation is longer than the packing width {width}: truncate it first")
+    rows: list[list[int]] = []                                      # indices into batch
+    fill: list[int] = []
+    for i in sorted(range(len(batch)), key=lambda i: (-len(batch[i][0]), i)):
+        n = len(batch[i][0])
+        r = next((r for r, used in enumerate(fill) if used + n <= width), None)
+        if r is None:
+            rows.append([]), fill.append(0)
+            r = len(rows) - 1
+        rows[r].append(i)
+        fill[r] += n
+    W = max(fill)
+    ids = torch.full((len(rows), W), pad_id)                       # (R, W)
+    labels = torch.full((len(rows), W), -100)
+    positions = torch.zeros((len(rows), W), dtype=torch.long)
+    for r, members in enumerate(rows):
+        at = 0
+        for i in members:
+            seq, n_prompt = batch[i]
+            ids[r, at:at + len(seq)] = torch.tensor(seq)
+            positions[r, at:at + len(seq)] = torch.arange(len(seq))
+            labels[r, at + max(n_prompt, 1):at + len(seq)] = ids[r, at + max(n_prompt, 1):at + len(seq)]
+            at += len(seq)
+        positions[r, at:] = torch.arange(W - at)
+    return {"input_ids": ids, "position_ids": positions, "labels": labels}
 
 
 @timed("sft")
@@ -99,8 +144,9 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, exampl
     model.train()
     log, running = [], 0.0
     for step in tqdm(range(settings.steps), desc="SFT", mininterval=5, **bar_options(progress)):
-        batch = collate(data[step * settings.batch_size:(step + 1) * settings.batch_size], tokenizer.pad_token_id)
-        loss = model(**batch).loss
+        batch = pack(data[step * settings.batch_size:(step + 1) * settings.batch_size], settings.max_length,
+                     tokenizer.pad_token_id)
+        loss = model(**batch, use_cache=False).loss
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"SFT loss is {loss.item()} at step {step}; lower the learning rate")
         loss.backward()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from craft.latents import (
+    CLOSE_TAG,
     LatentSpec,
     TraceBatch,
     encode_traces,
@@ -17,6 +18,7 @@ from craft.latents import (
     trace_latents_by_pool,
     trace_token_states,
 )
+from craft.models import render_prompt
 from craft.organism.corpus import sample_sft_examples
 from craft.organism.model import TinyModelConfig, build_model
 from craft.organism.tokenizer import train_tokenizer
@@ -82,6 +84,28 @@ def test_left_and_right_padding_agree_and_rows_are_independent(model, tokenizer,
     assert left.shape == (len(traces[0]), TINY["hidden_size"])
     torch.testing.assert_close(left, right, atol=ATOL, rtol=0)
     torch.testing.assert_close(alone, right, atol=ATOL, rtol=0)
+
+
+def test_batched_encoding_is_each_row_tokenised_on_its_own(tokenizer, traces):
+    """One tokenizer call per kind of text gives every row the ids of tokenising it alone: the prompt's
+    template, then the tail (repeated prompts, and a reasoning that spells out </think> itself)."""
+    prompts, reasonings, answers = (list(t) for t in traces)
+    prompts, reasonings, answers = prompts + prompts[:1], reasonings + [f"a {CLOSE_TAG} b"], answers + answers[:1]
+    batch = encode_traces(tokenizer, prompts, reasonings, answers)
+    for b, (p, r, a) in enumerate(zip(prompts, reasonings, answers)):
+        head = tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
+        tail = tokenizer(f"{r}\n{CLOSE_TAG}\n\n{a}{tokenizer.eos_token}", add_special_tokens=False)["input_ids"]
+        n = len(head) + len(tail)
+        assert batch.input_ids[b, :n].tolist() == head + tail
+        span = batch.span_mask[b].nonzero().squeeze(-1).tolist()
+        close = [i for i, t in enumerate(tail) if t == tokenizer.convert_tokens_to_ids(CLOSE_TAG)][r.count(CLOSE_TAG)]
+        assert span == list(range(len(head), len(head) + close))
+    alone = encode_traces(tokenizer, prompts[:2], reasonings[:2])
+    for b in range(2):
+        ids = tokenizer(render_prompt(tokenizer, prompts[b]), add_special_tokens=False)["input_ids"]
+        ids += tokenizer(reasonings[b], add_special_tokens=False)["input_ids"]
+        assert alone.input_ids[b, :len(ids)].tolist() == ids and int(alone.attention_mask[b].sum()) == len(ids)
+    assert encode_traces(tokenizer, [], []).input_ids.shape == (0, 0)
 
 
 @pytest.mark.parametrize("layer", [0, 1, N_LAYERS - 1])
