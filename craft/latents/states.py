@@ -102,7 +102,8 @@ def _encode_rows(tokenizer, prompts: Sequence[str], reasonings: Sequence[str], a
                  close_id: int | None) -> list[tuple[list[int], int, int]]:
     """``(ids, n_prompt, n_span)`` per trace; prompt and tail tokenised separately, each kind in one
     tokenizer call (a call per text cost more than the tokenising), each distinct prompt rendered once."""
-    tails = [_tail(tokenizer, r, None if answers is None else answers[i], close_id) for i, r in enumerate(reasonings)]
+    answers = [None] * len(reasonings) if answers is None else answers     # a row without an answer: reasoning only
+    tails = [_tail(tokenizer, r, a, close_id) for r, a in zip(reasonings, answers)]
     if not tails:
         return []
     distinct = list(dict.fromkeys(prompts))
@@ -110,9 +111,9 @@ def _encode_rows(tokenizer, prompts: Sequence[str], reasonings: Sequence[str], a
     prompt_ids = dict(zip(distinct, rendered))
     tails_ids = tokenizer(tails, add_special_tokens=False)["input_ids"]
     rows = []
-    for prompt, reasoning, tail_ids in zip(prompts, reasonings, tails_ids):
+    for prompt, reasoning, answer, tail_ids in zip(prompts, reasonings, answers, tails_ids):
         head = prompt_ids[prompt]
-        if answers is None:
+        if answer is None:
             rows.append((head + tail_ids, len(head), len(tail_ids)))
             continue
         # </think> is an added token, so each textual occurrence is one id; ours follows those in the reasoning.

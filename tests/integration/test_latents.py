@@ -106,6 +106,13 @@ def test_batched_encoding_is_each_row_tokenised_on_its_own(tokenizer, traces):
         ids += tokenizer(reasonings[b], add_special_tokens=False)["input_ids"]
         assert alone.input_ids[b, :len(ids)].tolist() == ids and int(alone.attention_mask[b].sum()) == len(ids)
     assert encode_traces(tokenizer, [], []).input_ids.shape == (0, 0)
+    # a list of answers in which some rows have none: those rows are prompt + reasoning, the whole tail the span
+    mixed = encode_traces(tokenizer, prompts[:2], reasonings[:2], [None, answers[1]])
+    head = tokenizer(render_prompt(tokenizer, prompts[0]), add_special_tokens=False)["input_ids"]
+    tail = tokenizer(reasonings[0], add_special_tokens=False)["input_ids"]
+    assert mixed.input_ids[0, :len(head) + len(tail)].tolist() == head + tail
+    assert mixed.span_mask[0].nonzero().squeeze(-1).tolist() == list(range(len(head), len(head) + len(tail)))
+    assert mixed.span_mask[1].nonzero().tolist() == batch.span_mask[1].nonzero().tolist()
 
 
 @pytest.mark.parametrize("layer", [0, 1, N_LAYERS - 1])
