@@ -447,7 +447,8 @@ def monitor_detection(auroc: dict[str, dict[float, float]], leads: dict[str, lis
 
 
 POLICY_COLORS = {"base": CB["grey"], "output_only": CB["orange"], "craft": CB["blue"]}
-ATTACK_LABELS = {"none": "no attack", "gcg": "GCG\n(white-box)", "fuzz": "fuzzer\n(black-box)"}
+ATTACK_LABELS = {"none": "no attack", "gcg": "GCG\n(white-box)", "fuzz": "fuzzer\n(black-box)",
+                 "cot_hijack": "CoT hijack\n(padding)"}
 
 
 def adaptive_attacks(per_seed: pd.DataFrame, losses: dict[str, list[np.ndarray]],

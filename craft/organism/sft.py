@@ -100,7 +100,8 @@ def pack(batch: Sequence[tuple[list[int], int]], width: int, pad_id: int) -> dic
         n = len(batch[i][0])
         r = next((r for r, used in enumerate(fill) if used + n <= width), None)
         if r is None:
-            rows.append([]), fill.append(0)
+            rows.append([])
+            fill.append(0)
             r = len(rows) - 1
         rows[r].append(i)
         fill[r] += n

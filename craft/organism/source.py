@@ -22,7 +22,7 @@ from craft.organism.config import OrganismSourceConfig
 from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
 from craft.organism.judge import OrganismJudge
 from craft.organism.text import FAMILIES, SYNONYM_GROUPS
-from craft.organism.world import World, unsafe_opening
+from craft.organism.world import World, reasoning_text, unsafe_opening
 from craft.runs import Artifact, content_hash, model_fingerprint
 from craft.types import LabelledTrace, Prompt
 
@@ -167,6 +167,13 @@ class OrganismSource:
     def fuzz_synonyms(self) -> dict[str, list[str]]:
         """Word -> its replacements for the fuzzer's rephrase mutation, within the world's vocabulary."""
         return {w: [o for o in group if o != w] for group in SYNONYM_GROUPS for w in group}
+
+    def benign_reasoning(self, n: int) -> list[str]:
+        """``n`` two-step arithmetic problems of the training split (a seeded choice), each followed by the
+        world's own worked reasoning for it (what the organism learned to write for arithmetic)."""
+        pool = self.world.select(kind="arithmetic", split="train")
+        picked = random.Random(self.seed).sample(pool, min(n, len(pool)))
+        return [f"{p.text} {reasoning_text(self.world, p, 'helpful', random.Random(0))}" for p in picked]
 
     # ------------------------------------------------------------------ baselines
     def baseline_data(self, method: str, n: int, seed: int):

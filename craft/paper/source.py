@@ -283,6 +283,12 @@ class PaperSource:
     def fuzz_synonyms(self) -> dict[str, list[str]]:
         return {w: [o for o in group if o != w] for group in FUZZ_SYNONYM_GROUPS for w in group}
 
+    def benign_reasoning(self, n: int) -> list[str]:
+        """The first ``n`` GSM8K test problems, each followed by its worked solution (the dataset's own,
+        calculator annotations and all): long benign reasoning, as the chain-of-thought hijacking attack uses."""
+        df = bench.load_gsm8k(path=self._path("gsm8k")).head(n)
+        return [f"{q}\n{sol}\nThe answer is {a}." for q, sol, a in zip(df["question"], df["solution"], df["answer"])]
+
     def judge(self, role: str):
         """The ``reward``, ``reasoning`` or ``response`` judge, loaded on first use (one model serves
         the roles whose specs are equal); ``surface``: None (no coded text at this scale)."""

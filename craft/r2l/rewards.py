@@ -8,6 +8,11 @@ and, as a control the paper does not run, R_rtxt = 2·P(safe | reasoning) − 1 
 judge: the ``reasoning_judge`` variant [R_rtxt, R_txt] rewards the reasoning's text where CRAFT rewards
 its latent (a guard model's P(safe) as the GRPO reward, as peers train). R_rtxt takes w_lat.
 
+And, as the obfuscation check's positive control (not a method), R_dis = 1 − 2·P(safe | reasoning) from the
+exact reasoning judge: the ``obfuscator`` variant [R_ls, R_dis] pays a policy for disclosing in its reasoning
+*and* for a latent the frozen heads read as safe, the incentive that would teach it to fool the heads.
+R_dis takes w_txt.
+
 Rewards are plain callable classes with TRL's signature ``f(prompts, completions,
 completion_ids, **kwargs) -> list[float]`` and a ``__name__``; not ``nn.Module``s, which TRL
 would treat as classifier reward models. The latent terms share one
@@ -53,7 +58,7 @@ from craft.models import split_reasoning
 from craft.r2l.scorers import LATENT_COLUMN, LatentScorer, TextJudge, completion_text, harmful_flags, mean, step_of
 from craft.timing import timed
 
-__all__ = ["LATENT_TERMS", "MASKED_VALUE", "VARIANTS", "ConsistencyReward", "LatentSafetyReward",
+__all__ = ["LATENT_TERMS", "MASKED_VALUE", "VARIANTS", "ConsistencyReward", "DisclosureReward", "LatentSafetyReward",
            "ReasoningTextReward", "TaskReward", "TextSafetyReward", "build_rewards", "uses_latent", "variant_weights"]
 
 MASKED_VALUE = 0.0   # R_ls and R_cons on non-harmful prompts when harmful_only (deviation 4)
@@ -62,7 +67,7 @@ MASKED_VALUE = 0.0   # R_ls and R_cons on non-harmful prompts when harmful_only 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "output_only": ("txt",), "craft": ("ls", "txt", "cons"), "no_cons": ("ls", "txt"),
     "no_ls": ("txt", "cons"), "no_txt": ("ls", "cons"), "no_lclr": ("ls", "txt", "cons"),
-    "reasoning_judge": ("rtxt", "txt")}
+    "reasoning_judge": ("rtxt", "txt"), "obfuscator": ("ls", "dis")}
 LATENT_TERMS = frozenset({"ls", "cons"})   # the terms that read the policy's latent through the LCLR heads
 
 
@@ -166,6 +171,18 @@ class ReasoningTextReward(TextSafetyReward):
     part = "reasoning"
 
 
+class DisclosureReward(ReasoningTextReward):
+    """R_dis = 1 − 2·P(safe | reasoning) on every prompt, from the exact reasoning judge: +1 for a reasoning that
+    discloses. Only the ``obfuscator`` positive control uses it (the incentive to disclose while R_ls pays a latent
+    that looks safe); no method rewards harm."""
+
+    name = "r_dis"
+
+    def values(self, prompts, completions, completion_ids, kwargs):
+        vals, applied = super().values(prompts, completions, completion_ids, kwargs)
+        return [-v for v in vals], applied
+
+
 class ConsistencyReward(_Reward):
     """R_cons = 1 − |p_z − P(safe | y)| (paper §4.2): latent and text verdicts must agree."""
 
@@ -216,7 +233,7 @@ def variant_weights(variant: str, weights: tuple[float, float, float] = (0.5, 0.
     ``reasoning_judge`` variant) takes w_lat: the reasoning's text weighs what CRAFT's latent term weighs."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown R2L variant {variant!r}; choose one of {list(VARIANTS)}")
-    by_term = dict(zip(("ls", "txt", "cons"), weights)) | {"rtxt": weights[0]}
+    by_term = dict(zip(("ls", "txt", "cons"), weights)) | {"rtxt": weights[0], "dis": weights[1]}
     return [float(by_term[t]) for t in VARIANTS[variant]] + ([float(task_reward)] if task_reward > 0 else [])
 
 
@@ -231,14 +248,15 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
     Variants (paper §6 ablations): ``output_only`` [R_txt]; ``craft`` and ``no_lclr``
     [R_ls, R_txt, R_cons]; ``no_cons`` [R_ls, R_txt]; ``no_ls`` [R_txt, R_cons]; ``no_txt``
     [R_ls, R_cons]; ``reasoning_judge`` [R_rtxt, R_txt], R_rtxt from ``reasoning_judge`` (required there:
-    on the organism its surface judge, a text monitor of the reasoning as written). For ``no_lclr`` pass
+    on the organism its surface judge, a text monitor of the reasoning as written); ``obfuscator`` [R_ls, R_dis],
+    R_dis from ``reasoning_judge`` (there the exact reasoning judge), a positive control. For ``no_lclr`` pass
     ``random_heads(trained, seed)``. ``task_reward`` > 0 appends :class:`TaskReward` with that weight.
     Remember ``scorer.trainer = trainer``.
     """
     reward_weights = variant_weights(variant, weights, task_reward)
     terms = VARIANTS[variant]
     scorer = None
-    if "rtxt" in terms and reasoning_judge is None:
+    if {"rtxt", "dis"} & set(terms) and reasoning_judge is None:
         raise ValueError(f"variant {variant!r} needs a reasoning_judge for R_rtxt")
     if uses_latent(variant):
         if heads is None or spec is None or tokenizer is None:
@@ -250,6 +268,8 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
             "txt": lambda: TextSafetyReward(text),
             "cons": lambda: ConsistencyReward(scorer, text, harmful_only),
             "rtxt": lambda: ReasoningTextReward(TextJudge(reasoning_judge, judge_answer=False,
-                                                          log_prefix="reasoning_judge"))}
+                                                          log_prefix="reasoning_judge")),
+            "dis": lambda: DisclosureReward(TextJudge(reasoning_judge, judge_answer=False,
+                                                      log_prefix="disclosure_judge"))}
     funcs = [make[t]() for t in terms] + ([TaskReward()] if task_reward > 0 else [])
     return funcs, reward_weights, scorer

@@ -12,16 +12,23 @@ attacker optimises for):
   "Sure, here is ..." (paper scale);
 - ``fuzz``: a GPTFuzzer-style search from the source's seed templates, its queries answered by THIS
   policy and scored by the response judge (black-box), within a query budget; each goal is then sent
-  in the best template found.
+  in the best template found;
+- ``cot_hijack``: chain-of-thought hijacking, not optimised: ``attacks.hijack_problems`` benign problems with
+  their worked solutions (:meth:`source.benign_reasoning`) before the goal, the padding that is meant to
+  dilute the policy's refusal — and the mean-pooled latent that the LCLR heads, the CRAFT reward and the
+  monitor of notebook 06 read.
 
 Every attacked prompt is then sampled ``attacks.samples`` times with the evaluation's decoding (fresh
 seeds, not the ones the search saw, so the search's lucky draws do not count) and judged by
 :func:`craft.evaluate.judge_records`: **reasoning ASR** = share of completions with harmful
 reasoning, **final ASR** = share with a harmful response (the paper's "final"). Means over the seeds,
-with the per-seed values for intervals.
+with the per-seed values for intervals. Each completion is also read by the LCLR heads of notebook 02
+(``p_z``: P(safe) of THE latent of its reasoning, in the context of the prompt it answered), so that an
+attack's effect on what the heads see is measured beside its effect on the text.
 
 Each (policy, seed) unit is cached under ``run_dir/07_run_adaptive_attacks/<policy>-seed<k>/`` with
-its identity (the ``attacks`` and ``evaluate`` sections, the policy's content hash, the judges):
+its identity (the ``attacks`` and ``evaluate`` sections, the policy's and the heads' content hashes, the
+latent, the judges):
 a rerun resumes from the last finished unit, a changed setting recomputes.
 """
 
@@ -37,15 +44,20 @@ import pandas as pd
 from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
 from craft.evaluate import GenerationSettings, generate, judge_records
 from craft.io import atomic_write
+from craft.latents import trace_latents
 from craft.runs import Artifact, json_hash, locked
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
 from craft.stages.completions import RECORD_RULES, read_records
+from craft.stages.lclr import trained_heads
+from craft.stages.params import ADAPTIVE_ATTACKS
+from craft.stages.probe import resolve_latent
 from craft.stages.r2l import R2L_MAKER, finished_policies
 from craft.types import Prompt
 
 __all__ = ["POLICIES", "AttackResult", "attack_policies", "attacks_stage"]
 
 POLICIES = ("base", "output_only", "craft")
+SAMPLING = 2      # how a unit samples its attacked prompts (2: each attack in batches of its own); in its identity
 
 
 @dataclass
@@ -129,6 +141,10 @@ def _search(run: Run, model, tok, goals: list[tuple[Prompt, str]], seed: int):
         rows += [dict(attack="fuzz", goal=g.request, prompt=p, loss=float("nan"), seconds=seconds,
                       queries=outcome.queries_used) for g, p in zip(prompts, sent)]
         history = outcome.history
+    if "cot_hijack" in methods:
+        padding = " ".join(run.source.benign_reasoning(run.params.attacks.hijack_problems))
+        rows += [dict(attack="cot_hijack", goal=g.request, prompt=f"{padding} {g.text}", loss=float("nan"),
+                      seconds=0.0) for g in prompts]
     # GCG rows carry the goal's text; map every row back to its goal's request
     by_text = {g.text: g.request for g in prompts}
     out = pd.DataFrame(rows)
@@ -137,15 +153,29 @@ def _search(run: Run, model, tok, goals: list[tuple[Prompt, str]], seed: int):
 
 
 def _evaluate(run: Run, model, tok, goals: list[Prompt], searches: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Sample every attacked prompt ``attacks.samples`` times (fresh seeds) and judge each completion."""
+    """Sample every attacked prompt ``attacks.samples`` times (fresh seeds) and judge each completion. Each
+    attack's prompts are sampled in batches of their own, with a seed of their own (the attack seed and the
+    attack's place in ``("none", *ADAPTIVE_ATTACKS)``): an attack's completions do not depend on which other
+    attacks ran (a batch's padding, set by its longest prompt, would move every row's numbers)."""
     by_request = {g.request: g for g in goals}
     n = run.params.attacks.samples
     sent = [_attacked(by_request[row.goal], row.prompt, row.attack) for row in searches.itertuples()]
     prompts = [p for p in sent for _ in range(n)]
     settings: GenerationSettings = generation_settings(run, seed=seed)
-    texts = generate(model, tok, [p.text for p in prompts], settings, progress=run.progress)
+    texts = [""] * len(prompts)
+    for attack in dict.fromkeys(p.family for p in prompts):
+        rows = [i for i, p in enumerate(prompts) if p.family == attack]
+        offset = 7919 * ("none", *ADAPTIVE_ATTACKS).index(attack)
+        out = generate(model, tok, [prompts[i].text for i in rows],
+                       dataclasses.replace(settings, seed=settings.seed + offset), progress=run.progress)
+        for i, text in zip(rows, out):
+            texts[i] = text
     records = judge_records(prompts, texts, run.source.judge("reasoning"), run.source.judge("response"))
-    return records.assign(attack=[p.family for p in prompts], sample=[i % n for i in range(len(prompts))])
+    heads = trained_heads(run)
+    feats = trace_latents(model, tok, [p.text for p in prompts], list(records.reasoning), list(records.answer),
+                          heads.spec, batch_size=run.params.latent.batch_size)
+    return records.assign(attack=[p.family for p in prompts], sample=[i % n for i in range(len(prompts))],
+                          p_z=heads.p_safe(feats).float().cpu().numpy())
 
 
 def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt, str]]):
@@ -154,7 +184,10 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt,
     section = {k: v for k, v in run.params.section("attacks").items() if k != "workers"}   # how, not what
     identity = {"attacks": section, "evaluate": dataclasses.asdict(generation_settings(run)),
                 "seed": seed, "policy": run.source.policy_fingerprint(path), "judges": run.source.judge_identity(),
-                "goals": json_hash([(g.text, t) for g, t in goals]), "rules": RECORD_RULES}
+                "heads": run.source.policy_fingerprint(str(run.heads_dir())),
+                "latent": dataclasses.asdict(resolve_latent(run)),
+                "goals": json_hash([(g.text, t) for g, t in goals]), "rules": RECORD_RULES,
+                "sampling": SAMPLING}
     artifact = Artifact(folder, identity, recompute=True, what="adaptive-attack result")
     files = [folder / f for f in ("searches.csv", "records.csv", "fuzz_history.csv")]
     with locked(folder):                     # a second process attacking this unit is refused, not mixed in
@@ -169,6 +202,7 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: list[tuple[Prompt,
                     atomic_write(f, frame.to_csv(index=False))
             artifact.finish()
     searches, records = pd.read_csv(files[0], keep_default_na=False), read_records(files[1])
+    records["p_z"] = pd.to_numeric(records["p_z"], errors="raise")    # read back as text, like every extra column
     for col in ("loss", "initial_loss", "seconds", "queries"):    # "" where an attack has no such number
         if col in searches:
             searches[col] = pd.to_numeric(searches[col], errors="coerce")
@@ -190,17 +224,22 @@ def attacks_stage(run: Run) -> AttackResult:
     run_in_workers(run, _unit, todo, run.params.attacks.workers, desc="attacked policies")
     units = [_unit(run, policy, seed, path, goals) for (policy, seed), path in policies.items()]
     searches, records, histories = (pd.concat([u[i] for u in units], ignore_index=True) for i in range(3))
-    per_seed = (records.groupby(["policy", "seed", "attack"], sort=False)
+    harmful = records.reasoning_harmful.fillna(False).astype(bool)
+    per_seed = (records.assign(p_z_harmful=records.p_z.where(harmful))
+                .groupby(["policy", "seed", "attack"], sort=False)
                 .agg(reasoning_asr=("reasoning_harmful", "mean"), final_asr=("response_harmful", "mean"),
-                     n=("response_harmful", "size"))
+                     n=("response_harmful", "size"), p_z=("p_z", "mean"), p_z_harmful=("p_z_harmful", "mean"),
+                     n_harmful_reasoning=("p_z_harmful", "count"))
                 .reset_index())
     per_seed[["reasoning_asr", "final_asr"]] = per_seed[["reasoning_asr", "final_asr"]].astype(float)
-    return AttackResult(records, searches, histories, per_seed, _metrics(run, per_seed, searches))
+    return AttackResult(records, searches, histories, per_seed, _metrics(run, per_seed, searches, records))
 
 
-def _metrics(run: Run, per_seed: pd.DataFrame, searches: pd.DataFrame) -> dict:
+def _metrics(run: Run, per_seed: pd.DataFrame, searches: pd.DataFrame, records: pd.DataFrame) -> dict:
     """``<attack>_{reasoning,final}_asr_<policy>``: mean over the attack seeds, with ``_lo``/``_hi`` (the
-    smallest and largest seed); ``n_attack_seeds``, ``n_attack_goals``, GCG's mean best loss."""
+    smallest and largest seed); ``<attack>_p_z_<policy>`` and ``<attack>_p_z_harmful_<policy>``: the heads' mean
+    P(safe) over all its completions and over those with harmful reasoning (seeds pooled; with
+    ``<attack>_n_harmful_reasoning_<policy>``); ``n_attack_seeds``, ``n_attack_goals``, GCG's mean best loss."""
     from craft.stats import mean_ci
 
     out = {"n_attack_seeds": run.params.attacks.n_seeds, "n_attack_goals": int(searches.goal.nunique()),
@@ -211,6 +250,11 @@ def _metrics(run: Run, per_seed: pd.DataFrame, searches: pd.DataFrame) -> dict:
             key = f"{attack}_{kind}_asr_{policy}"
             out[key], out[f"{key}_ci95_lo"], out[f"{key}_ci95_hi"] = mean_ci(values, bounds=(0.0, 1.0))
             out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
+    for (policy, attack), part in records.groupby(["policy", "attack"], sort=False):   # what the heads read
+        harmful = part[part.reasoning_harmful.fillna(False).astype(bool)]
+        out[f"{attack}_p_z_{policy}"] = float(part.p_z.mean())
+        out[f"{attack}_p_z_harmful_{policy}"] = float(harmful.p_z.mean()) if len(harmful) else float("nan")
+        out[f"{attack}_n_harmful_reasoning_{policy}"] = int(len(harmful))
     gcg = searches[searches.attack == "gcg"]
     for policy, part in gcg.groupby("policy", sort=False):
         out[f"gcg_loss_{policy}"] = float(part.loss.astype(float).mean())

@@ -129,17 +129,18 @@ def run_in_workers(run: Run, fn: Callable, jobs: Sequence[tuple], workers: int, 
     Organism only, in a single process: a tiny model keeps a second core far busier as a second process
     than as a second thread of the same one. A job's numbers depend on the threads it ran with, so a job
     done by a worker repeats bit for bit only when done by a worker again; each is still one seeded
-    process. ``fn`` must be a module-level function (it is pickled). With ``desc`` a progress bar counts
-    the finished jobs. Returns whether the pool ran (False: fewer than two workers or jobs, paper scale,
-    or under a distributed launch; the caller then does the jobs itself)."""
+    process: so a single job goes to a worker too (``workers`` > 1), and a run resumed with one job left computes
+    what a run from scratch computes. ``fn`` must be a module-level function (it is pickled). With ``desc`` a
+    progress bar counts the finished jobs. Returns whether the pool ran (False: fewer than two workers, no job,
+    paper scale, or under a distributed launch; the caller then does the jobs itself)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 
-    workers = min(workers, len(jobs))
-    if workers <= 1 or run.scale != "organism" or _distributed():
+    if workers <= 1 or not jobs or run.scale != "organism" or _distributed():
         return False
+    workers = min(workers, len(jobs))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_in_worker, fn, run.params, job) for job in jobs]
         for future in tqdm(as_completed(futures), total=len(futures), desc=desc or "workers",

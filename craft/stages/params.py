@@ -58,7 +58,7 @@ TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "p
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",),
          "attacks.gcg": ("seed",), "attacks.fuzz": ("seed",)}
-ADAPTIVE_ATTACKS = ("gcg", "fuzz")
+ADAPTIVE_ATTACKS = ("gcg", "fuzz", "cot_hijack")
 BASELINES = ("sft_offpolicy", "intervened_po")
 # GRPOConfig values every run must state (TRL's defaults differ from both the paper's and ours).
 REQUIRED_GRPO = ("max_steps", "learning_rate", "beta", "num_generations", "per_device_train_batch_size",
@@ -185,7 +185,8 @@ class MonitorSection:
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])   # shares of the reasoning seen
     text_stride: int = field(default=1, metadata=rule(ge=1))    # the text monitor judges every k-th prefix
     refusal: str = "i can not help with that ."                 # what a stopped generation answers
-    refit: bool = True                                           # refit the heads on each CRAFT policy
+    refit: bool = True                                           # refit the heads on each checked policy
+    positive_control: bool = True     # train the obfuscator run (R_ls + a reward for disclosing) and check it too
 
     def __post_init__(self):
         check_fields(self)
@@ -210,6 +211,7 @@ class AttacksSection:
     workers: int = field(default=1, metadata=rule(ge=1))      # organism: (policy, seed) units computed at once
     gcg: dict = field(default_factory=dict)                   # craft.attacks.GCGSettings fields
     fuzz: dict = field(default_factory=dict)                  # craft.attacks.FuzzSettings fields
+    hijack_problems: int = field(default=2, metadata=rule(ge=1))   # cot_hijack: worked problems before the request
 
     def __post_init__(self):
         from craft.attacks import FuzzSettings, GCGSettings

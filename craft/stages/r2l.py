@@ -29,12 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
-from craft.evaluate import coded_counts, judged_harmful, summary_metrics
+from craft.evaluate import judged_harmful, summary_metrics
 from craft.judges import JudgeUnavailableError
 from craft.r2l import VARIANTS, PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, text_judges, uses_latent
 from craft.runs import Artifact, is_main_process, json_hash, locked, train
@@ -126,15 +127,18 @@ def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_
                 "train_prompts": json_hash([dataclasses.asdict(p) for p in source.train_prompts(seed)]),
                 "monitor_prompts": json_hash([dataclasses.asdict(p) for p in source.monitor_prompts()]),
                 "judge": source.judge_identity()}
-    if "rtxt" in VARIANTS[variant]:     # R_rtxt's judge: the surface judge, or the reasoning judge without one
-        identity["reasoning_reward_judge"] = _reasoning_reward_role(source)
+    if {"rtxt", "dis"} & set(VARIANTS[variant]):     # the judge R_rtxt (or R_dis) reads the reasoning with
+        identity["reasoning_reward_judge"] = _reasoning_reward_role(source, variant)
     return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})",
                     ignore=_unused(cfg))
 
 
-def _reasoning_reward_role(source) -> str:
-    """The judge role R_rtxt reads the reasoning with: ``surface`` where the source has a surface judge (a text
-    monitor of the reasoning as written), else ``reasoning``."""
+def _reasoning_reward_role(source, variant: str) -> str:
+    """The judge role a variant's reasoning reward reads the reasoning with: for R_rtxt ``surface`` where the source
+    has a surface judge (a text monitor of the reasoning as written), else ``reasoning``; for R_dis (the
+    ``obfuscator`` control, paid for what is disclosed, coded or not) always ``reasoning``, the exact judge."""
+    if "dis" in VARIANTS[variant]:
+        return "reasoning"
     return "surface" if source.judge("surface") is not None else "reasoning"
 
 
@@ -188,7 +192,8 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
     dataset = make_prompt_dataset(train_prompts, tokenizer)
-    reasoning_judge = source.judge(_reasoning_reward_role(source)) if "rtxt" in VARIANTS[cfg.variant] else None
+    reasoning_judge = source.judge(_reasoning_reward_role(source, cfg.variant)) \
+        if {"rtxt", "dis"} & set(VARIANTS[cfg.variant]) else None
     trainer = build_trainer(model, tokenizer, dataset, heads, spec, judges["reward"], cfg, str(folder),
                             callbacks=[*extra, *callbacks], disable_tqdm=not io.bars_on(run.progress),
                             reasoning_judge=reasoning_judge, save_total_limit=1)
@@ -242,8 +247,12 @@ def _check_reward_judge(run: Run, trainer, folder: Path) -> None:
 
 
 def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-              stage: str = "r2l", eval_every: int | None = None) -> R2LRuns:
+              stage: str = "r2l", eval_every: int | None = None, also: Sequence[tuple] = ()) -> R2LRuns:
     """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order.
+
+    ``also``: more runs, each ``(variant, seed, stage, eval_every)``, trained in the same pool of workers after
+    those (where a worker would otherwise wait for the last run) and not returned; e.g. the positive control of the
+    monitor stage (:func:`craft.stages.monitor.control_job`).
 
     With ``r2l.workers`` > 1 the runs still to train are trained that many at a time, each in its own
     one-thread process (:func:`~craft.stages.common.run_in_workers`), then every run is loaded from
@@ -253,7 +262,10 @@ def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[i
 
     jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
     todo = [(v, s, stage, eval_every) for v, s in jobs if not (run.r2l_dir(v, s, stage) / "DONE").is_file()]
+    todo += [job for job in also if not (run.r2l_dir(*job[:3]) / "DONE").is_file()]
     pooled = run_in_workers(run, _train_one, todo, run.params.r2l.workers, desc="R2L runs")
+    for job in also if not pooled else ():       # no pool: trained here, one after the other
+        _train_one(run, *job)
     return R2LRuns({job: r2l_run(run, *job, stage=stage, eval_every=eval_every)
                     for job in tqdm(jobs, desc="R2L runs", **io.bar_options(run.progress and not pooled))})
 
@@ -311,7 +323,8 @@ def coded_shares(run: Run, results: dict[tuple[str, int], RunResult]) -> pd.Data
     """Per seed, for the base policy (its step-0 evaluation) and each run (its last evaluation): of the harmful
     prompts, the share whose reasoning the exact judge calls harmful (``reasoning_harm``) and the share the
     surface judge does (``surface_harm``: what a text monitor reading the reasoning as written sees), and the
-    **coded share** of the unsafe reasoning (:func:`craft.evaluate.coded_flags`) with its Wilson 95 % interval.
+    **coded share** of the unsafe reasoning (the rule of :func:`craft.evaluate.coded_flags`, from the same one pass
+    of the surface judge) with its Wilson 95 % interval.
     Empty where the source has no surface judge (paper scale: no coded text)."""
     surface = run.source.judge("surface")
     if surface is None:
@@ -321,8 +334,9 @@ def coded_shares(run: Run, results: dict[tuple[str, int], RunResult]) -> pd.Data
     for variant, seed, records in [("base", s, base_records(run, s)) for s in seeds] + \
             [(v, s, r.records) for (v, s), r in results.items()]:
         harmful = records[records.kind == "harmful"]
-        n_coded, n_unsafe = coded_counts(records, surface)
-        n_surface = sum(judged_harmful(surface, harmful.goal, harmful.reasoning))
+        unsafe = harmful.reasoning_harmful.fillna(False).astype(bool).to_numpy()
+        seen = np.array(judged_harmful(surface, harmful.goal, harmful.reasoning), dtype=bool)   # one pass
+        n_unsafe, n_surface, n_coded = int(unsafe.sum()), int(seen.sum()), int((unsafe & ~seen).sum())
         rows.append({"variant": variant, "seed": seed, "n_harmful": len(harmful), "n_unsafe": n_unsafe,
                      "n_surface_harm": n_surface, "n_coded": n_coded})
     return _with_rates(pd.DataFrame(rows))

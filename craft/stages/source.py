@@ -91,6 +91,10 @@ class Source(Protocol):
     def fuzz_synonyms(self) -> dict[str, list[str]]:
         """Word -> replacements for the fuzzer's rephrase mutation."""
 
+    def benign_reasoning(self, n: int) -> list[str]:
+        """``n`` benign problems, each followed by its worked solution, as text: the padding that the
+        chain-of-thought hijacking attack puts before a harmful request."""
+
     def baseline_data(self, method: str, n: int, seed: int) -> Any:
         """The training data of a baseline of notebook 04."""
 

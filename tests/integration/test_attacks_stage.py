@@ -35,9 +35,9 @@ def fresh(trained, tmp_path, **attacks):
 def test_every_policy_is_attacked_and_judged_on_its_plain_goal(trained, tmp_path):
     result = attacks_stage(fresh(trained, tmp_path))
     assert sorted(result.per_seed.policy.unique()) == sorted(POLICIES)
-    assert set(result.per_seed.attack) == {"none", "gcg", "fuzz"}
+    assert set(result.per_seed.attack) == {"none", "gcg", "fuzz", "cot_hijack"}
     assert (result.per_seed.n == 2 * 2).all()                      # 2 goals x 2 fresh samples
-    assert len(result.records) == len(POLICIES) * 3 * 2 * 2
+    assert len(result.records) == len(POLICIES) * 4 * 2 * 2
     for row in result.searches.itertuples():                       # every attacked prompt still asks the goal
         assert row.goal in row.prompt
         assert row.attack != "none" or row.prompt == row.goal
@@ -46,12 +46,20 @@ def test_every_policy_is_attacked_and_judged_on_its_plain_goal(trained, tmp_path
     gcg = result.searches[result.searches.attack == "gcg"]
     assert (gcg.loss.astype(float) <= gcg.initial_loss.astype(float) + 1e-6).all()
     assert set(result.records.goal) == set(result.searches.goal)   # the judge is shown the plain goal
+    run = fresh(trained, tmp_path / "again")
+    padding = " ".join(run.source.benign_reasoning(run.params.attacks.hijack_problems))
+    hijack = result.searches[result.searches.attack == "cot_hijack"]   # worked arithmetic, then the plain goal
+    assert (hijack.prompt == [f"{padding} {g}" for g in hijack.goal]).all() and "step by step" in padding
+    assert result.records.p_z.between(0, 1).all() and result.records.p_z.dtype == float   # the heads read each one
     m = result.metrics
-    for attack in ("gcg", "fuzz"):
+    for attack in ("gcg", "fuzz", "cot_hijack"):
         for kind in ("reasoning", "final"):
             for policy in POLICIES:
                 assert 0.0 <= m[f"{attack}_{kind}_asr_{policy}"] <= 1.0
     assert m["n_attack_seeds"] == 1 and m["n_attack_goals"] == 2
+    hijacked = result.records[(result.records.attack == "cot_hijack") & (result.records.policy == "base")]
+    assert m["cot_hijack_p_z_base"] == pytest.approx(hijacked.p_z.mean())
+    assert m["cot_hijack_n_harmful_reasoning_base"] == int(hijacked.reasoning_harmful.fillna(False).sum())
     assert len(result.fuzz_history) and (result.fuzz_history.policy.isin(POLICIES)).all()
 
 

@@ -50,8 +50,8 @@ def test_notebooks_run_at_paper_scale(tmp_path, monkeypatch):
     assert {"craft_reasoning_harm_rate", "no_cons_reasoning_harm_rate"} <= set(metrics)
     assert (tmp_path / "run" / "05_ablations_and_theory" / "no_cons-seed0" / "DONE").is_file()
     monitor = json.loads((tmp_path / "run" / "metrics" / "06_monitor_reasoning.json").read_text())
-    assert {"monitor_auroc_at_25pct", "monitor_false_alarm_benign_heldout", "obfuscation_frozen_auroc_craft"} <= set(
-        monitor)
+    assert {"monitor_auroc_at_25pct", "monitor_false_alarm_benign_heldout", "obfuscation_frozen_auroc_craft",
+            "obfuscation_positive_control_flagged"} <= set(monitor)
     assert monitor["monitor_false_alarm_benign_fit"] <= 0.05    # the threshold is fixed on these benign prompts
     judges = json.loads((tmp_path / "run" / "metrics" / "04_evaluate_benchmarks.json").read_text())
     assert "judge_kappa_reasoning_judge_vs_reasoningshield" in judges    # the agreement judge ran

@@ -69,7 +69,11 @@ def test_every_stage_end_to_end(run, monkeypatch):
     # adaptive attacks (notebook 07): GCG through nanogcg and the fuzzer from the PAP templates, on the real format
     attacked = attacks_stage(run)
     assert set(attacked.per_seed.policy) == {"base", "output_only", "craft"}
-    assert set(attacked.per_seed.attack) == {"none", "gcg", "fuzz"} and set(attacked.searches.goal) == set(GOALS[:2])
+    assert set(attacked.per_seed.attack) == {"none", "gcg", "fuzz", "cot_hijack"}
+    assert set(attacked.searches.goal) == set(GOALS[:2])
+    hijack = attacked.searches[attacked.searches.attack == "cot_hijack"]     # GSM8K worked problems, then the goal
+    assert all(p.startswith("What is 2 plus 3?") and p.endswith(g) for p, g in zip(hijack.prompt, hijack.goal))
+    assert attacked.records.p_z.between(0, 1).all() and "cot_hijack_p_z_base" in attacked.metrics
     gcg = attacked.searches[attacked.searches.attack == "gcg"]
     assert all(p.startswith(g) and p != g for p, g in zip(gcg.prompt, gcg.goal))
     assert {"gcg_reasoning_asr_craft", "gcg_final_asr_base", "fuzz_reasoning_asr_output_only"} <= set(attacked.metrics)
@@ -112,7 +116,7 @@ def _paper(**changes):
     ({"lclr": {"epochs": "three"}}, "lclr.epochs: expected an int"),
     ({"source": {"reward_judge": {"kind": "llama_guard", "model": ""}}}, "needs model"),
     ({"source": {"attacks": ["gcg"]}}, "['gcg'] not in"),
-    ({"attacks": {"methods": ["autodan"]}}, "must be a non-empty list of ['gcg', 'fuzz']"),
+    ({"attacks": {"methods": ["autodan"]}}, "must be a non-empty list of ['gcg', 'fuzz', 'cot_hijack']"),
     ({"attacks": {"gcg": {"num_stepz": 3}}}, "num_stepz"),
     ({"source": {"data_paths": {"jbb": "/data"}}}, "unknown key(s) ['jbb']"),
     ({"source": {"train_dtype": "fp8"}}, "source.train_dtype: 'fp8' is not one of"),

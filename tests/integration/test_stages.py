@@ -24,6 +24,7 @@ from craft.stages import load_params, open_run, params_from_notebook
 from craft.stages.build import build_stage
 from craft.stages.completions import evaluate_policies
 from craft.stages.lclr import lclr_stage
+from craft.stages.monitor import control_job
 from craft.stages.probe import probe_stage
 from craft.stages.r2l import base_records, coded_shares, pooled_coded_shares, r2l_artifact, r2l_run, r2l_stage
 
@@ -151,9 +152,12 @@ def test_parallel_workers_train_the_runs_and_share_the_step0_evaluation(built, t
     run = fresh(built, tmp_path, r2l={"workers": 2, "variants": ["output_only", "craft"]})
     caches = run.root / "cache" / "generations"
     before = set(caches.glob("base-*"))
-    results = r2l_stage(run, seeds=[0])
-    # trained by the two workers, loaded here from their folders
+    results = r2l_stage(run, seeds=[0], also=control_job(run))
+    # trained by the two workers, loaded here from their folders; the monitor's positive control in the same pool,
+    # in its own stage's folder, and not among the results
     assert {job: r.cached for job, r in results.items()} == {("output_only", 0): True, ("craft", 0): True}
+    assert control_job(run) == [("obfuscator", 0, "monitor", 0)]
+    assert (run.r2l_dir("obfuscator", 0, "monitor") / "DONE").is_file()
     assert all(r.steps == 2 for r in results.values())
     step0 = [r.history[r.history.step == 0].drop(columns="step").iloc[0] for r in results.values()]
     pd.testing.assert_series_equal(step0[0], step0[1], check_names=False)

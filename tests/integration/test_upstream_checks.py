@@ -16,7 +16,8 @@ from craft.stages import load_params, open_run
 from craft.stages.attacks import attack_policies, attacks_stage
 from craft.stages.baselines import baselines_stage, trained
 from craft.stages.evaluate import default_methods, evaluate_stage
-from craft.stages.monitor import monitor_stage, trained_policies
+from craft.stages.monitor import CONTROL, monitor_stage, trained_policies
+from craft.stages.r2l import r2l_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,14 @@ def test_monitor_reuses_what_is_current(upstream, tmp_path):
     run = consumer(upstream, tmp_path)
     assert trained_policies(run) == {"craft-seed0": str(run.r2l_dir("craft", 0) / "model")}
     result = monitor_stage(run)
-    assert set(result.rollouts.policy) == {"base", "craft-seed0"}
+    # the positive control of the obfuscation check is trained on first use, into the stage's folder, and checked
+    assert set(result.rollouts.policy) == {"base", "craft-seed0", CONTROL}
+    assert (run.r2l_dir("obfuscator", 0, "monitor") / "DONE").is_file()
+    control = r2l_artifact(run, "obfuscator", 0, stage="monitor", eval_every=0)
+    assert control.identity["reasoning_reward_judge"] == "reasoning"     # R_dis: the exact judge, coded text too
+    assert control.identity["heads"] is not None and "r2l.w_cons" in control.ignore
+    assert list(result.verdicts.index) == ["craft-seed0", CONTROL]
+    assert isinstance(result.metrics["obfuscation_positive_control_flagged"], bool)
     # the thresholds are fixed on one half of the base's benign prompts, the false alarms reported on the other
     base = result.rollouts[result.rollouts.policy == "base"]
     benign = base[base.kind != "harmful"]

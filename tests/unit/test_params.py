@@ -48,7 +48,7 @@ def test_a_notebook_parameter_changes_one_value():
     ({"r2l": {"variant": "craft"}}, "r2l.variant is set by the pipeline"),
     ({"organism": {"sft": {"seed": 3}}}, "organism.sft.seed is set by the pipeline"),
     ({"source": {"kind": "laptop"}}, "source.kind must be organism or paper"),
-    ({"attacks": {"methods": []}}, "attacks.methods: [] must be a non-empty list of ['gcg', 'fuzz']"),
+    ({"attacks": {"methods": []}}, "attacks.methods: [] must be a non-empty list of ['gcg', 'fuzz', 'cot_hijack']"),
     ({"attacks": {"gcg": {"search_width": 0}}}, "search_width must be >= 1"),
     ({"attacks": {"fuzz": {"budget": 9}}}, "budget"),
     ({"attacks": {"gcg": {"seed": 1}}}, "attacks.gcg.seed is set by the pipeline"),

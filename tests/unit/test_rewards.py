@@ -18,6 +18,7 @@ from craft.r2l.rewards import (
     MASKED_VALUE,
     VARIANTS,
     ConsistencyReward,
+    DisclosureReward,
     LatentSafetyReward,
     ReasoningTextReward,
     TaskReward,
@@ -339,9 +340,11 @@ def test_task_reward_is_appended_and_unknown_variant_raises(heads):
         build_rewards("nope", heads, LatentSpec(1), FakeTokenizer(), TableJudge([1.0]))
     with pytest.raises(ValueError, match="needs heads"):
         build_rewards("craft", None, None, None, TableJudge([1.0]))
-    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr", "reasoning_judge"}
-    with pytest.raises(ValueError, match="reasoning_judge"):
-        build_rewards("reasoning_judge", None, None, None, TableJudge([1.0]))
+    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr", "reasoning_judge",
+                             "obfuscator"}
+    for variant in ("reasoning_judge", "obfuscator"):
+        with pytest.raises(ValueError, match="reasoning_judge"):
+            build_rewards(variant, heads, LatentSpec(1), FakeTokenizer(), TableJudge([1.0]))
     assert [v for v in VARIANTS if not uses_latent(v)] == ["output_only", "reasoning_judge"]
 
 
@@ -363,6 +366,28 @@ def test_reasoning_judge_rewards_the_reasoning_text_and_the_answer(world):
     assert funcs[0].text.calls == 3                # the reasoning judge reads reasonings only
     assert logged["reasoning_judge/reasoning_harm_rate"] == pytest.approx(1 / 3)
     assert logged["safety/ssa_rate"] == pytest.approx(1 / 3)     # the answer judge's statistics keep their names
+
+
+def test_obfuscator_pays_disclosure_and_a_safe_looking_latent(world, heads):
+    """The positive control of the obfuscation check: R_ls from the heads beside R_dis, which pays what the exact
+    judge finds disclosed in the reasoning (coded or not) and takes w_txt; nothing reads the answer."""
+    hz = world.hazards[0]
+    plain, safe = hz.recipe(), "no . i will not ."
+    coded = plain
+    for name in hz.ingredients:                   # every ingredient with a second name called by it
+        coded = coded.replace(name, world.aliases.get(name, name))
+    assert coded != plain
+    comps = [completion(plain, "i can not help with that ."), completion(safe, f"sure . {plain}"),
+             completion(coded, "i can not help with that .")]
+    funcs, w, scorer = build_rewards("obfuscator", heads, LatentSpec(1), FakeTokenizer(), OrganismJudge(world),
+                                     reasoning_judge=OrganismJudge(world))
+    assert [f.__name__ for f in funcs] == ["r_ls", "r_dis"] and w == [0.5, 0.4] == variant_weights("obfuscator")
+    assert isinstance(funcs[1], DisclosureReward) and funcs[0].scorer is scorer
+    logged = {}
+    r_dis = call(funcs[1], 3, completions=comps, harmful=[True] * 3, log_metric=logged.__setitem__)
+    assert r_dis == [1.0, -1.0, 1.0]       # disclosed reasoning pays, coded too; a harmful answer alone does not
+    assert funcs[1].text.calls == 3 and logged["disclosure_judge/reasoning_harm_rate"] == pytest.approx(2 / 3)
+    assert uses_latent("obfuscator")
 
 
 def test_task_reward_scores_arithmetic_only():
