@@ -274,10 +274,38 @@ def family_table(records: pd.DataFrame) -> pd.DataFrame:
 WRAPPED = ("jailbroken", "dressed", "wrapped")
 
 
+class CountedRate(float):
+    """A rate that keeps the counts it was computed from (``k`` of ``n``), so that :func:`rate_interval` can put a
+    Wilson interval on it; everywhere else it is the float it equals (and JSON writes it as one)."""
+
+    def __new__(cls, k: int, n: int):
+        rate = super().__new__(cls, k / n)
+        rate.k, rate.n = int(k), int(n)
+        return rate
+
+    def __reduce__(self):                       # pickle and deepcopy rebuild it from its counts
+        return CountedRate, (self.k, self.n)
+
+
+def rate_interval(rate, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson ``level`` interval of a :class:`CountedRate` (a rate of :func:`summary_metrics`); NaN, NaN for
+    anything else (a NaN rate, a number read back from a file)."""
+    from craft.stats import wilson_ci
+
+    if not isinstance(rate, CountedRate):
+        return float("nan"), float("nan")
+    return wilson_ci(rate.k, rate.n, level)[1:]
+
+
 def _rate(df: pd.DataFrame, column: str) -> float:
-    """Mean of a verdict column over the rows that have one (missing verdicts left out); NaN if none."""
-    values = df[column].dropna()
-    return float(values.astype(float).mean()) if len(values) else float("nan")
+    """Mean of a verdict column over the rows that have one (missing verdicts left out), as a
+    :class:`CountedRate`; NaN if none."""
+    values = df[column].dropna().astype(float)
+    if not len(values):
+        return float("nan")
+    if not values.isin((0.0, 1.0)).all():        # not a verdict: a plain mean
+        return float(values.mean())
+    return CountedRate(int(values.sum()), len(values))
 
 
 def _safety(df: pd.DataFrame, suffix: str) -> dict[str, float]:

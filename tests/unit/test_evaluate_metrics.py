@@ -1,17 +1,29 @@
 """Metric definitions on hand-written completions (no model): SSA, ASR, over-refusal, arithmetic,
 and the paper-scale records (goal, benchmark, a separate response judge, capability accuracy)."""
 
+import json
 import math
+import pickle
 import random
 
 import pandas as pd
 import pytest
 
 from craft.answers import parse_final_number
-from craft.evaluate import coded_flags, family_table, judge_records, judged_harmful, summary_metrics, with_ssa
+from craft.evaluate import (
+    CountedRate,
+    coded_flags,
+    family_table,
+    judge_records,
+    judged_harmful,
+    rate_interval,
+    summary_metrics,
+    with_ssa,
+)
 from craft.judges import JudgeStats
 from craft.organism.judge import OrganismJudge
 from craft.organism.world import answer_text, reasoning_text
+from craft.stats import wilson_ci
 from craft.types import Prompt
 
 
@@ -50,6 +62,13 @@ def test_ssa_asr_and_rates_on_known_completions(world):
     assert m["base_ssa_rate"] == pytest.approx(4 / 8)
     assert m["base_attack_success_rate"] == pytest.approx(2 / 8)
     assert m["base_n_eval_harmful"] == 8
+    # every rate keeps its counts, for a Wilson interval; a number that is no counted rate gets none
+    rate = m["base_reasoning_harm_rate"]
+    assert isinstance(rate, CountedRate) and (rate.k, rate.n) == (6, 8)
+    assert rate_interval(rate) == pytest.approx(wilson_ci(6, 8)[1:])
+    assert rate_interval(m["base_ssa_rate_dressed"]) == pytest.approx(wilson_ci(3, 4)[1:])
+    assert all(math.isnan(x) for x in rate_interval(0.75))
+    assert pickle.loads(pickle.dumps(rate)).n == 8 and json.loads(json.dumps({"r": rate}))["r"] == 0.75
     table = family_table(rec)
     assert set(table.regime) == {"dressed", "jailbroken"} and table.n.sum() == 8
 
