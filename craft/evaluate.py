@@ -40,6 +40,7 @@ from craft.decoding import sample_completions
 from craft.io import bar_options
 from craft.judges import HARM_THRESHOLD, Judge, checked_scores, is_refusal
 from craft.models import judged_response, render_prompt, split_reasoning
+from craft.stats import wilson_ci
 from craft.timing import timed
 from craft.types import Prompt
 
@@ -290,8 +291,6 @@ class CountedRate(float):
 def rate_interval(rate, level: float = 0.95) -> tuple[float, float]:
     """The Wilson ``level`` interval of a :class:`CountedRate` (a rate of :func:`summary_metrics`); NaN, NaN for
     anything else (a NaN rate, a number read back from a file)."""
-    from craft.stats import wilson_ci
-
     if not isinstance(rate, CountedRate):
         return float("nan"), float("nan")
     return wilson_ci(rate.k, rate.n, level)[1:]

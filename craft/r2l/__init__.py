@@ -14,7 +14,7 @@ module                 what it holds
 =====================  ==================================================================
 """
 
-from craft.r2l.rewards import VARIANTS, build_rewards, uses_latent, variant_weights
+from craft.r2l.rewards import VARIANTS, build_rewards, judges_reasoning, uses_latent, variant_weights
 from craft.r2l.trainer import (
     GRPO_RESERVED,
     PeriodicEval,
@@ -30,5 +30,5 @@ from craft.r2l.trainer import (
 )
 
 __all__ = ["GRPO_RESERVED", "VARIANTS", "PeriodicEval", "R2LConfig", "build_rewards", "build_trainer", "grpo_config",
-           "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for", "text_judge",
+           "judges_reasoning", "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for", "text_judge",
            "text_judges", "uses_latent", "variant_weights"]

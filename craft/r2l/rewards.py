@@ -58,8 +58,9 @@ from craft.models import split_reasoning
 from craft.r2l.scorers import LATENT_COLUMN, LatentScorer, TextJudge, completion_text, harmful_flags, mean, step_of
 from craft.timing import timed
 
-__all__ = ["LATENT_TERMS", "MASKED_VALUE", "VARIANTS", "ConsistencyReward", "DisclosureReward", "LatentSafetyReward",
-           "ReasoningTextReward", "TaskReward", "TextSafetyReward", "build_rewards", "uses_latent", "variant_weights"]
+__all__ = ["LATENT_TERMS", "MASKED_VALUE", "REASONING_TERMS", "VARIANTS", "ConsistencyReward", "DisclosureReward",
+           "LatentSafetyReward", "ReasoningTextReward", "TaskReward", "TextSafetyReward", "build_rewards",
+           "judges_reasoning", "uses_latent", "variant_weights"]
 
 MASKED_VALUE = 0.0   # R_ls and R_cons on non-harmful prompts when harmful_only (deviation 4)
 
@@ -69,11 +70,17 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "no_ls": ("txt", "cons"), "no_txt": ("ls", "cons"), "no_lclr": ("ls", "txt", "cons"),
     "reasoning_judge": ("rtxt", "txt"), "obfuscator": ("ls", "dis")}
 LATENT_TERMS = frozenset({"ls", "cons"})   # the terms that read the policy's latent through the LCLR heads
+REASONING_TERMS = frozenset({"rtxt", "dis"})   # the terms that judge the reasoning's text (a reasoning_judge)
 
 
 def uses_latent(variant: str) -> bool:
     """Does the variant's reward read the latent (and so need the LCLR heads)?"""
     return bool(LATENT_TERMS & set(VARIANTS[variant]))
+
+
+def judges_reasoning(variant: str) -> bool:
+    """Does the variant's reward judge the reasoning's text (and so need a ``reasoning_judge``)?"""
+    return bool(REASONING_TERMS & set(VARIANTS[variant]))
 
 
 # ----------------------------------------------------------------------------- rewards
@@ -256,8 +263,8 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
     reward_weights = variant_weights(variant, weights, task_reward)
     terms = VARIANTS[variant]
     scorer = None
-    if {"rtxt", "dis"} & set(terms) and reasoning_judge is None:
-        raise ValueError(f"variant {variant!r} needs a reasoning_judge for R_rtxt")
+    if judges_reasoning(variant) and reasoning_judge is None:
+        raise ValueError(f"variant {variant!r} needs a reasoning_judge for its reward on the reasoning")
     if uses_latent(variant):
         if heads is None or spec is None or tokenizer is None:
             raise ValueError(f"variant {variant!r} needs heads, spec and tokenizer for its latent terms")

@@ -224,12 +224,9 @@ def attacks_stage(run: Run) -> AttackResult:
     run_in_workers(run, _unit, todo, run.params.attacks.workers, desc="attacked policies")
     units = [_unit(run, policy, seed, path, goals) for (policy, seed), path in policies.items()]
     searches, records, histories = (pd.concat([u[i] for u in units], ignore_index=True) for i in range(3))
-    harmful = records.reasoning_harmful.fillna(False).astype(bool)
-    per_seed = (records.assign(p_z_harmful=records.p_z.where(harmful))
-                .groupby(["policy", "seed", "attack"], sort=False)
+    per_seed = (records.groupby(["policy", "seed", "attack"], sort=False)
                 .agg(reasoning_asr=("reasoning_harmful", "mean"), final_asr=("response_harmful", "mean"),
-                     n=("response_harmful", "size"), p_z=("p_z", "mean"), p_z_harmful=("p_z_harmful", "mean"),
-                     n_harmful_reasoning=("p_z_harmful", "count"))
+                     n=("response_harmful", "size"))
                 .reset_index())
     per_seed[["reasoning_asr", "final_asr"]] = per_seed[["reasoning_asr", "final_asr"]].astype(float)
     return AttackResult(records, searches, histories, per_seed, _metrics(run, per_seed, searches, records))

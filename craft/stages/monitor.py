@@ -98,8 +98,8 @@ def control_job(run: Run) -> list[tuple]:
 
 def checked_policies(run: Run) -> dict[str, str]:
     """The policies the obfuscation check reads besides the CRAFT seeds: the first reasoning-judge seed of
-    notebook 03 when it was trained (``reasoning_judge-seed<seed>``), and the positive control
-    (:data:`CONTROL`, trained here on first use) when ``monitor.positive_control``."""
+    notebook 03 when it was trained (``reasoning_judge-seed<seed>``), and the positive control (:data:`CONTROL`)
+    when ``monitor.positive_control``: notebook 03 trains it in its pool; where it is missing it is trained here."""
     out = {f"reasoning_judge-seed{seed}": path for (_, seed), path in
            finished_policies(run, ["reasoning_judge"], run.params.seeds[:1]).items()}
     for variant, seed, stage, eval_every in control_job(run):

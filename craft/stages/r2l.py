@@ -37,7 +37,16 @@ from transformers import PrinterCallback, TrainerCallback
 from craft import io
 from craft.evaluate import judged_harmful, summary_metrics
 from craft.judges import JudgeUnavailableError
-from craft.r2l import VARIANTS, PeriodicEval, R2LConfig, build_trainer, make_prompt_dataset, text_judges, uses_latent
+from craft.r2l import (
+    VARIANTS,
+    PeriodicEval,
+    R2LConfig,
+    build_trainer,
+    judges_reasoning,
+    make_prompt_dataset,
+    text_judges,
+    uses_latent,
+)
 from craft.runs import Artifact, is_main_process, json_hash, locked, train
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
 from craft.stages.completions import evaluate_model, evaluate_policies, read_records
@@ -127,7 +136,7 @@ def r2l_artifact(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_
                 "train_prompts": json_hash([dataclasses.asdict(p) for p in source.train_prompts(seed)]),
                 "monitor_prompts": json_hash([dataclasses.asdict(p) for p in source.monitor_prompts()]),
                 "judge": source.judge_identity()}
-    if {"rtxt", "dis"} & set(VARIANTS[variant]):     # the judge R_rtxt (or R_dis) reads the reasoning with
+    if judges_reasoning(variant):     # the judge R_rtxt (or R_dis) reads the reasoning with
         identity["reasoning_reward_judge"] = _reasoning_reward_role(source, variant)
     return Artifact(run.r2l_dir(variant, seed, stage), identity, what=f"R2L run ({variant}, seed {seed})",
                     ignore=_unused(cfg))
@@ -192,8 +201,8 @@ def _train(run: Run, cfg: R2LConfig, heads, spec, train_prompts, monitor, settin
 
     extra = [PeriodicEval(eval_every or cfg.steps, evaluate, path=folder / "history.json")] if monitor else []
     dataset = make_prompt_dataset(train_prompts, tokenizer)
-    reasoning_judge = source.judge(_reasoning_reward_role(source, cfg.variant)) \
-        if {"rtxt", "dis"} & set(VARIANTS[cfg.variant]) else None
+    role = _reasoning_reward_role(source, cfg.variant) if judges_reasoning(cfg.variant) else None
+    reasoning_judge = source.judge(role) if role else None
     trainer = build_trainer(model, tokenizer, dataset, heads, spec, judges["reward"], cfg, str(folder),
                             callbacks=[*extra, *callbacks], disable_tqdm=not io.bars_on(run.progress),
                             reasoning_judge=reasoning_judge, save_total_limit=1)
