@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
                            help="seed(s) (default: seed .. seed + r2l.n_seeds - 1)")
             s.add_argument("--ablations", action="store_true",
                            help="train the ablations of notebook 05 into its folder (default variants: "
-                                "ablations.variants; seeds: ablations.n_seeds; evaluated every ablations.eval_every)")
+                                "ablations.variants; seeds: ablations.n_seeds, no_lclr's ablations.head_draws; "
+                                "evaluated every ablations.eval_every)")
     return p
 
 
@@ -111,12 +112,14 @@ def _run(args) -> dict:
     params = load_params(args.config, **({"run_dir": args.run_dir} if args.run_dir else {}))
     run = open_run(params, progress=not args.no_progress)
     if args.stage == "r2l":
-        from craft.stages.r2l import r2l_stage
+        from craft.stages.r2l import ablation_jobs, r2l_stage
 
         if args.ablations:        # what notebook 05 loads: its own folder, its own evaluation cadence
             a = run.params.ablations
-            results = r2l_stage(run, args.variant or list(a.variants), args.seed or run.params.seeds[:a.n_seeds],
-                                stage="ablations", eval_every=a.eval_every)
+            jobs = ablation_jobs(run, args.variant)
+            if args.seed:
+                jobs = [(v, s) for v in dict.fromkeys(v for v, _ in jobs) for s in args.seed]
+            results = r2l_stage(run, jobs=jobs, stage="ablations", eval_every=a.eval_every)
         else:
             results = r2l_stage(run, args.variant, args.seed)
         summary = {f"{v}-seed{s}": {"steps": r.steps, "world_size": r.world_size, "train_seconds": r.train_seconds,

@@ -229,7 +229,8 @@ def theorem_flow(panels: dict[str, tuple], trajectories: dict[str, list[np.ndarr
 
 VARIANT_COLORS = {"base": CB["grey"], "output_only": CB["orange"], "craft": CB["blue"], "no_lclr": CB["purple"],
                   "no_cons": CB["green"], "no_ls": CB["vermillion"], "no_txt": CB["yellow"],
-                  "sft_offpolicy": CB["sky"], "intervened_po": CB["pink"], "reasoning_judge": CB["brown"]}
+                  "sft_offpolicy": CB["sky"], "intervened_po": CB["pink"], "reasoning_judge": CB["brown"],
+                  "shuffled_lclr": "#222222"}
 
 
 def training_curves(history: pd.DataFrame, panels: dict[str, str], band: str = "range over seeds") -> plt.Figure:
@@ -318,6 +319,37 @@ def interval_bars(table: pd.DataFrame, metrics: dict[str, str]) -> plt.Figure:
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def run_dots(rows: dict[str, pd.DataFrame], metrics: dict[str, str], reference: str = "craft",
+             margin: float = 0.0) -> plt.Figure:
+    """One panel per metric, one column of dots per variant: each dot one run's final rate (a seed, or a draw
+    of random heads), the bar its mean; a dashed line at ``reference``'s mean + ``margin``.
+
+    Args:
+        rows: ``rows[variant]`` one row per run, with a column per metric (:func:`craft.stats.final_rows`).
+        metrics: ``metrics[column] = label``.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 + 0.8 * len(rows) * len(metrics), 3.0), sharey=True,
+                             squeeze=False)
+    for ax, (col, label) in zip(axes[0], metrics.items()):
+        for i, (variant, df) in enumerate(rows.items()):
+            values = df[col].to_numpy(dtype=float)
+            color = VARIANT_COLORS.get(variant, _cycle(i))
+            ax.scatter(np.full(len(values), i) + np.linspace(-0.12, 0.12, len(values)), values, s=18, color=color)
+            ax.hlines(values.mean(), i - 0.3, i + 0.3, color=color, lw=1.5)
+        if reference in rows and margin:
+            ax.axhline(rows[reference][col].mean() + margin, color="k", ls="--", lw=0.8,
+                       label=f"{reference} mean + {margin:g}")
+        ax.set_xticks(range(len(rows)), list(rows), rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("final rate (one dot a run)")
+    if reference in rows and margin:
+        axes[0, -1].legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -27,6 +27,7 @@ LABELS = 3                  # safe, unsafe, rethink traces for the probe and LCL
 def costs(params) -> list[dict]:
     """One row per stage: what it generates, judges and reads, for ``params`` (a paper-scale :class:`Params`)."""
     from craft.r2l import VARIANTS
+    from craft.stages.r2l import HEAD_DRAW_VARIANTS
 
     s, r, g, e, a, k = params.source, params.r2l, params.r2l.grpo, params.evaluate, params.ablations, params.attacks
     cap = (lambda n: min(n, s.max_eval_prompts)) if s.max_eval_prompts else (lambda n: n)
@@ -34,20 +35,21 @@ def costs(params) -> list[dict]:
     rows = [{"stage": "probe + LCLR latents (01, 02)", "runs": 1, "generations": 0, "tokens": 0, "judge_calls": 0,
              "forwards": 2 * traces, "note": f"one forward per trace, at most {traces} traces, in each notebook"}]
     rollouts = g["max_steps"] * g["per_device_train_batch_size"]
-    plans = [("R2L GRPO, main variants (03)", r.variants, r.n_seeds),
-             ("R2L GRPO, ablations (05)", a.variants, a.n_seeds)]
+    plans = [("R2L GRPO, main variants (03)", {v: r.n_seeds for v in r.variants}),
+             ("R2L GRPO, ablations (05)", {v: a.head_draws if v in HEAD_DRAW_VARIANTS else a.n_seeds
+                                           for v in a.variants})]
     if params.monitor.positive_control:      # notebook 06's obfuscator run (trained in notebook 03's pool)
-        plans.append(("R2L GRPO, the obfuscation check's positive control (06)", ["obfuscator"], 1))
-    for name, variants, seeds in plans:
-        n_runs, monitor = len(variants) * seeds, 2 * s.monitor_prompts   # evaluated at the first and the last step
-        reasoning_judged = sum("rtxt" in VARIANTS[v] for v in variants) * seeds   # R_rtxt: a second judge pass
+        plans.append(("R2L GRPO, the obfuscation check's positive control (06)", {"obfuscator": 1}))
+    for name, seeds in plans:
+        n_runs, monitor = sum(seeds.values()), 2 * s.monitor_prompts   # evaluated at the first and the last step
+        reasoning_judged = sum(n for v, n in seeds.items() if "rtxt" in VARIANTS[v])   # R_rtxt: a second judge pass
+        disclosure = all("dis" in VARIANTS[v] for v in seeds)                       # R_dis instead of R_txt
         rows.append({"stage": name, "runs": n_runs, "generations": n_runs * (rollouts + monitor),
                      "tokens": n_runs * (rollouts * g["max_completion_length"] + monitor * e.max_new_tokens),
                      "judge_calls": n_runs * (rollouts + 2 * monitor) + reasoning_judged * rollouts, "forwards": 0,
                      "note": f"per GPU of a data-parallel launch: {g['max_steps']} steps x "
                              f"{g['per_device_train_batch_size']} rollouts; "
-                             + ("R_dis judges each rollout's reasoning" if variants == ["obfuscator"]
-                                else "R_txt judges each rollout")
+                             + ("R_dis judges each rollout's reasoning" if disclosure else "R_txt judges each rollout")
                              + ("; R_rtxt judges its reasoning" if reasoning_judged else "")})
     policies = 1 + len(r.variants) + len(params.baselines.methods)
     safety = sum(cap(BENCHMARK_SIZE[b]) for b in s.benchmarks) * len(s.attacks)

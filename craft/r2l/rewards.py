@@ -64,11 +64,12 @@ __all__ = ["LATENT_TERMS", "MASKED_VALUE", "REASONING_TERMS", "VARIANTS", "Consi
 
 MASKED_VALUE = 0.0   # R_ls and R_cons on non-harmful prompts when harmful_only (deviation 4)
 
-# variant -> reward terms, in list order ("no_lclr": same terms, the caller passes random heads)
+# variant -> reward terms, in list order ("no_lclr", "shuffled_lclr": CRAFT's terms, the caller passes random heads
+# or heads fit on shuffled labels)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "output_only": ("txt",), "craft": ("ls", "txt", "cons"), "no_cons": ("ls", "txt"),
     "no_ls": ("txt", "cons"), "no_txt": ("ls", "cons"), "no_lclr": ("ls", "txt", "cons"),
-    "reasoning_judge": ("rtxt", "txt"), "obfuscator": ("ls", "dis")}
+    "shuffled_lclr": ("ls", "txt", "cons"), "reasoning_judge": ("rtxt", "txt"), "obfuscator": ("ls", "dis")}
 LATENT_TERMS = frozenset({"ls", "cons"})   # the terms that read the policy's latent through the LCLR heads
 REASONING_TERMS = frozenset({"rtxt", "dis"})   # the terms that judge the reasoning's text (a reasoning_judge)
 
@@ -252,12 +253,13 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
                   ) -> tuple[list[_Reward], list[float], LatentScorer | None]:
     """The reward list, its weights and the shared scorer (None when no latent term is used).
 
-    Variants (paper §6 ablations): ``output_only`` [R_txt]; ``craft`` and ``no_lclr``
+    Variants (paper §6 ablations): ``output_only`` [R_txt]; ``craft``, ``no_lclr`` and ``shuffled_lclr``
     [R_ls, R_txt, R_cons]; ``no_cons`` [R_ls, R_txt]; ``no_ls`` [R_txt, R_cons]; ``no_txt``
     [R_ls, R_cons]; ``reasoning_judge`` [R_rtxt, R_txt], R_rtxt from ``reasoning_judge`` (required there:
     on the organism its surface judge, a text monitor of the reasoning as written); ``obfuscator`` [R_ls, R_dis],
     R_dis from ``reasoning_judge`` (there the exact reasoning judge), a positive control. For ``no_lclr`` pass
-    ``random_heads(trained, seed)``. ``task_reward`` > 0 appends :class:`TaskReward` with that weight.
+    ``random_heads(trained, seed)``; for ``shuffled_lclr`` heads fit on shuffled labels
+    (:func:`craft.stages.lclr.shuffled_label_heads`). ``task_reward`` > 0 appends :class:`TaskReward` with that weight.
     Remember ``scorer.trainer = trainer``.
     """
     reward_weights = variant_weights(variant, weights, task_reward)

@@ -93,7 +93,7 @@ def _check_grpo(grpo: dict) -> dict:
 class R2LConfig:
     """One R2L run: what GRPOConfig lacks, plus ``grpo`` (GRPOConfig fields, passed through)."""
 
-    variant: str = "craft"   # craft | output_only | reasoning_judge | no_cons | no_ls | no_txt | no_lclr | obfuscator
+    variant: str = "craft"   # one of craft.r2l.rewards.VARIANTS
     seed: int = 0                           # TRL's seed (sampling, shuffling); also the no_lclr heads' seed
     w_lat: float = field(default=0.5, metadata=rule(ge=0))    # reward weights of R_ls, R_txt, R_cons
     w_txt: float = field(default=0.4, metadata=rule(ge=0))

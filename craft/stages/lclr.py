@@ -33,7 +33,8 @@ from craft.stages.common import Run, free_memory
 from craft.stages.completions import evaluate_policies
 from craft.stages.probe import resolve_latent
 
-__all__ = ["LCLR_MAKER", "LCLRResult", "lclr_artifact", "lclr_config", "lclr_stage", "trained_heads"]
+__all__ = ["LCLR_MAKER", "LCLRResult", "lclr_artifact", "lclr_config", "lclr_stage", "shuffled_label_heads",
+           "trained_heads"]
 
 LCLR_MAKER = "notebook 02 (or `craft lclr --config <params file>`)"
 
@@ -67,6 +68,27 @@ def lclr_config(run: Run, variant: str, d_model: int, spec: LatentSpec) -> LCLRC
     values = {f.name: getattr(section, f.name) for f in dataclasses.fields(LCLRConfig)}
     return LCLRConfig(**{**values, "d_model": d_model, "layer": spec.layer, "pool": spec.pool, "seed": run.params.seed,
                          "variant": variant})
+
+
+def shuffled_label_heads(run: Run, seed: int) -> LCLRHeads:
+    """Heads of R2L's LCLR variant fit exactly as :func:`lclr_stage` fits them (same traces, latent, loss and
+    settings) except that the training labels are permuted at random (a permutation and an initialisation
+    drawn from ``seed``): the control of the ``shuffled_lclr`` ablation. The class sizes stay, the link
+    between a trace and its label goes, so whatever the reward then does comes from the heads' shape and
+    training, not from what LCLR learns about safety. Costs one read of the training traces' token states."""
+    p, source = run.params, run.source
+    spec = resolve_latent(run)
+    train = source.traces("lclr", "train")
+    model, tok = source.load_policy()
+    labels = torch.tensor([t.label_index for t in train])
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+    tokens = trace_token_states(model, tok, *_cols(train), layer=spec.layer, batch_size=p.latent.batch_size)
+    config = dataclasses.replace(lclr_config(run, p.lclr.variants[0], model.config.hidden_size, spec), seed=seed)
+    heads = LCLRHeads(config)
+    heads.fit(tokens, labels, progress=False)
+    del tokens, model
+    free_memory()
+    return heads.eval()
 
 
 @dataclass

@@ -164,6 +164,7 @@ class AblationsSection:
 
     variants: list[str] = field(default_factory=lambda: ["no_lclr", "no_cons", "no_ls"])
     n_seeds: int = field(default=3, metadata=rule(ge=1))      # the first n_seeds seeds of notebook 03
+    head_draws: int = field(default=5, metadata=rule(ge=1))   # no_lclr's seeds (a draw of random heads each)
     eval_every: int = field(default=0, metadata=rule(ge=0))   # 0: the first and the last step only
     theory_group_size: int = field(default=8, metadata=rule(ge=2))
     theory_steps: int = field(default=100, metadata=rule(ge=1))

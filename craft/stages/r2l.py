@@ -37,6 +37,7 @@ from transformers import PrinterCallback, TrainerCallback
 from craft import io
 from craft.evaluate import judged_harmful, summary_metrics
 from craft.judges import JudgeUnavailableError
+from craft.lclr import save_heads
 from craft.r2l import (
     VARIANTS,
     PeriodicEval,
@@ -50,16 +51,20 @@ from craft.r2l import (
 from craft.runs import Artifact, is_main_process, json_hash, locked, train
 from craft.stages.common import Run, free_memory, generation_settings, run_in_workers
 from craft.stages.completions import evaluate_model, evaluate_policies, read_records
-from craft.stages.lclr import trained_heads
+from craft.stages.lclr import shuffled_label_heads, trained_heads
 from craft.stages.probe import resolve_latent
 from craft.stats import wilson_ci
 from craft.timing import timed
 
-__all__ = ["R2L_MAKER", "R2LRuns", "RunResult", "base_records", "coded_shares", "finished_policies", "history_frame",
-           "pooled_coded_shares", "r2l_artifact", "r2l_config", "r2l_run", "r2l_stage"]
+__all__ = ["HEAD_DRAW_VARIANTS", "R2L_MAKER", "R2LRuns", "RunResult", "ablation_jobs", "base_records", "coded_shares",
+           "finished_policies", "history_frame", "pooled_coded_shares", "r2l_artifact", "r2l_config", "r2l_run",
+           "r2l_stage"]
 
 R2L_MAKER = "notebook 03 (or `craft r2l --config <params file>`)"
 ABLATIONS_MAKER = "notebook 05 (or `craft r2l --ablations --config <params file>`)"
+# the ablation whose heads are a draw of its seed (random heads): the spread over draws is its result, so it runs on
+# ``ablations.head_draws`` seeds (``shuffled_lclr``'s heads are a draw too, but fit on the traces: n_seeds of them)
+HEAD_DRAW_VARIANTS = ("no_lclr",)
 
 
 @dataclass
@@ -176,6 +181,10 @@ def r2l_run(run: Run, variant: str, seed: int, *, stage: str = "r2l", eval_every
     with locked(folder):
         if artifact.claim():
             return _load(folder, variant, seed, cached=True)
+        if variant == "shuffled_lclr":     # a function of notebook 02's identity and the seed; kept for the reader
+            heads = shuffled_label_heads(run, seed)
+            if is_main_process():
+                save_heads(heads, folder / "heads")
         _train(run, cfg, heads, spec, source.train_prompts(seed), source.monitor_prompts(),
                generation_settings(run, seed=1000 + seed), eval_every, folder, callbacks)
         artifact.finish()
@@ -255,9 +264,20 @@ def _check_reward_judge(run: Run, trainer, folder: Path) -> None:
             "model or key), delete that folder and train again; or raise r2l.max_judge_failure_rate.")
 
 
+def ablation_jobs(run: Run, variants: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """Notebook 05's runs, ``(variant, seed)``: each of ``variants`` (default ``ablations.variants``) on the first
+    ``ablations.n_seeds`` seeds, those of :data:`HEAD_DRAW_VARIANTS` on the first ``ablations.head_draws`` (one draw of
+    their heads a seed)."""
+    a = run.params.ablations
+    return [(v, run.params.seed + k) for v in (variants or a.variants)
+            for k in range(a.head_draws if v in HEAD_DRAW_VARIANTS else a.n_seeds)]
+
+
 def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-              stage: str = "r2l", eval_every: int | None = None, also: Sequence[tuple] = ()) -> R2LRuns:
-    """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order.
+              stage: str = "r2l", eval_every: int | None = None, also: Sequence[tuple] = (),
+              jobs: Sequence[tuple[str, int]] | None = None) -> R2LRuns:
+    """Every (variant, seed) run: ``r2l.variants`` x the run's seeds by default, in that order; ``jobs`` lists the
+    ``(variant, seed)`` runs instead (e.g. :func:`ablation_jobs`).
 
     ``also``: more runs, each ``(variant, seed, stage, eval_every)``, trained in the same pool of workers after
     those (where a worker would otherwise wait for the last run) and not returned; e.g. the positive control of the
@@ -269,7 +289,8 @@ def r2l_stage(run: Run, variants: Sequence[str] | None = None, seeds: Sequence[i
     repeats bit for bit only when trained by a worker again; each is still one seeded process."""
     from tqdm import tqdm
 
-    jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
+    if jobs is None:
+        jobs = [(v, s) for v in (variants or run.params.r2l.variants) for s in (seeds or run.params.seeds)]
     todo = [(v, s, stage, eval_every) for v, s in jobs if not (run.r2l_dir(v, s, stage) / "DONE").is_file()]
     todo += [job for job in also if not (run.r2l_dir(*job[:3]) / "DONE").is_file()]
     pooled = run_in_workers(run, _train_one, todo, run.params.r2l.workers, desc="R2L runs")

@@ -3,6 +3,7 @@ it. Each silent reuse that a hostile user once found now recomputes or refuses w
 changed; a second process is locked out; a checkpoint half-written by a kill is skipped; the CLI and
 the notebook path train the same run."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,15 +19,24 @@ from transformers import TrainerCallback
 
 from craft import io
 from craft.evaluate import coded_counts
+from craft.lclr import load_heads
 from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
 from craft.stages import completions as completions_module
 from craft.stages import load_params, open_run, params_from_notebook
 from craft.stages.build import build_stage
 from craft.stages.completions import evaluate_policies
-from craft.stages.lclr import lclr_stage
+from craft.stages.lclr import lclr_stage, shuffled_label_heads, trained_heads
 from craft.stages.monitor import control_job
 from craft.stages.probe import probe_stage
-from craft.stages.r2l import base_records, coded_shares, pooled_coded_shares, r2l_artifact, r2l_run, r2l_stage
+from craft.stages.r2l import (
+    ablation_jobs,
+    base_records,
+    coded_shares,
+    pooled_coded_shares,
+    r2l_artifact,
+    r2l_run,
+    r2l_stage,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -177,6 +187,26 @@ def test_r2l_reuses_a_finished_run_and_refuses_changed_settings(built, tmp_path)
         changed = open_run(load_params(None, **tiny_params(tmp_path, r2l=changes)), progress=False)
         with pytest.raises(StaleArtifactError, match=key):
             r2l_run(changed, "output_only", 0)
+
+
+def test_shuffled_label_heads_are_a_seeded_draw_that_loses_the_labels(built, tmp_path):
+    run = fresh(built, tmp_path)
+    trained, a, b = trained_heads(run), shuffled_label_heads(run, 0), shuffled_label_heads(run, 0)
+    assert a.config == dataclasses.replace(trained.config, seed=0)     # fit as notebook 02 fits, labels aside
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)              # the same seed: the same heads
+    c = shuffled_label_heads(run, 1)
+    assert not torch.equal(a.prototypes.mu, c.prototypes.mu)          # another seed: another draw
+    result = r2l_run(run, "shuffled_lclr", 1, stage="ablations", eval_every=0)
+    assert (result.path / "heads").is_dir() and any("rewards/r_ls/mean" in row for row in result.log_history)
+    saved = load_heads(result.path / "heads")
+    torch.testing.assert_close(saved.prototypes.mu, c.prototypes.mu)   # the heads that run rewarded with
+
+
+def test_ablation_jobs_give_no_lclr_its_head_draws(built, tmp_path):
+    run = fresh(built, tmp_path, ablations={"variants": ["no_lclr", "no_cons"], "n_seeds": 2, "head_draws": 3})
+    assert ablation_jobs(run) == [("no_lclr", 0), ("no_lclr", 1), ("no_lclr", 2), ("no_cons", 0), ("no_cons", 1)]
+    assert ablation_jobs(run, ["no_cons"]) == [("no_cons", 0), ("no_cons", 1)]
 
 
 def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(built, tmp_path):

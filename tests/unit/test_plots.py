@@ -1,6 +1,7 @@
 """craft.plots: the R2L figures draw what they are given (one panel per metric, one bar per row)."""
 
 import matplotlib
+import matplotlib.collections
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,6 +31,17 @@ def test_interval_bars_one_bar_per_row_and_metric():
     fig = plots.interval_bars(table, {"x": "X", "y": "Y"})
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
     assert heights == [0.2, 0.5, 0.8, 0.9]
+    plt.close(fig)
+
+
+def test_run_dots_one_dot_per_run_and_the_reference_line():
+    rows = {"craft": pd.DataFrame({"x": [0.0, 0.1]}), "no_lclr": pd.DataFrame({"x": [0.2, 0.9, 0.4, 0.1, 0.6]})}
+    fig = plots.run_dots(rows, {"x": "X"}, margin=0.05)
+    ax = fig.axes[0]
+    dots = [c.get_offsets() for c in ax.collections if isinstance(c, matplotlib.collections.PathCollection)]
+    assert [len(d) for d in dots] == [2, 5]
+    np.testing.assert_allclose(sorted(dots[1][:, 1]), [0.1, 0.2, 0.4, 0.6, 0.9])
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.1)     # craft's mean 0.05 + the margin
     plt.close(fig)
 
 

@@ -317,6 +317,7 @@ def test_left_pad_batch_marks_the_reasoning_span():
     ("output_only", ["r_txt"], [0.4]),
     ("craft", ["r_ls", "r_txt", "r_cons"], [0.5, 0.4, 0.2]),
     ("no_lclr", ["r_ls", "r_txt", "r_cons"], [0.5, 0.4, 0.2]),
+    ("shuffled_lclr", ["r_ls", "r_txt", "r_cons"], [0.5, 0.4, 0.2]),
     ("no_cons", ["r_ls", "r_txt"], [0.5, 0.4]),
     ("no_ls", ["r_txt", "r_cons"], [0.4, 0.2]),
     ("no_txt", ["r_ls", "r_cons"], [0.5, 0.2]),
@@ -340,8 +341,8 @@ def test_task_reward_is_appended_and_unknown_variant_raises(heads):
         build_rewards("nope", heads, LatentSpec(1), FakeTokenizer(), TableJudge([1.0]))
     with pytest.raises(ValueError, match="needs heads"):
         build_rewards("craft", None, None, None, TableJudge([1.0]))
-    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr", "reasoning_judge",
-                             "obfuscator"}
+    assert set(VARIANTS) == {"output_only", "craft", "no_cons", "no_ls", "no_txt", "no_lclr", "shuffled_lclr",
+                             "reasoning_judge", "obfuscator"}
     for variant in ("reasoning_judge", "obfuscator"):
         with pytest.raises(ValueError, match="reasoning_judge"):
             build_rewards(variant, heads, LatentSpec(1), FakeTokenizer(), TableJudge([1.0]))
