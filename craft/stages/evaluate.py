@@ -9,7 +9,7 @@ settings is refused with the keys that changed, never evaluated as if it were th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +19,7 @@ from craft.stages.common import Run
 from craft.stages.completions import evaluate_policies
 from craft.stages.r2l import finished_policies
 
-__all__ = ["EvaluateResult", "default_methods", "evaluate_stage", "headline_metrics", "safety_table"]
+__all__ = ["EvaluateResult", "default_methods", "evaluate_stage", "headline_metrics", "safety_table", "seed_records"]
 
 
 @dataclass
@@ -80,3 +80,19 @@ def evaluate_stage(run: Run, methods: Mapping[str, str] | None = None) -> Evalua
     summary = {m: summary_metrics(records[records.method == m]) for m in methods}
     table = safety_table(run, records)
     return EvaluateResult(records, summary, table, headline_metrics(table))
+
+
+def seed_records(run: Run, records: pd.DataFrame, variants: Sequence[str] | None = None) -> pd.DataFrame:
+    """Judged records of every seed's policy of the R2L ``variants`` (default: the ``r2l.variants`` among
+    ``records``' methods) on the evaluation set, with ``method`` (the variant) and ``seed`` columns. Seed ``seed``
+    is taken from ``records`` (:func:`evaluate_stage` sampled it); the other seeds of notebook 03 are sampled and
+    judged here the same way (cached as ``<variant>-seed<k>``; each policy checked against the current params)."""
+    variants = [v for v in (variants or run.params.r2l.variants) if v in set(records.method)]
+    others = [s for s in run.params.seeds if s != run.params.seed]
+    policies = finished_policies(run, variants, others, required=True)
+    sampled = evaluate_policies(run, {f"{v}-seed{s}": path for (v, s), path in policies.items()},
+                                workers=run.params.evaluate.workers) if policies else pd.DataFrame()
+    frames = [records[records.method.isin(variants)].assign(seed=run.params.seed)]
+    for (v, s) in policies:
+        frames.append(sampled[sampled.method == f"{v}-seed{s}"].assign(method=v, seed=s))
+    return pd.concat(frames, ignore_index=True)

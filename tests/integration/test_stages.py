@@ -25,6 +25,7 @@ from craft.stages import completions as completions_module
 from craft.stages import load_params, open_run, params_from_notebook
 from craft.stages.build import build_stage
 from craft.stages.completions import evaluate_policies
+from craft.stages.evaluate import default_methods, evaluate_stage, seed_records
 from craft.stages.lclr import lclr_stage, shuffled_label_heads, trained_heads
 from craft.stages.monitor import control_job
 from craft.stages.probe import probe_stage
@@ -207,6 +208,19 @@ def test_ablation_jobs_give_no_lclr_its_head_draws(built, tmp_path):
     run = fresh(built, tmp_path, ablations={"variants": ["no_lclr", "no_cons"], "n_seeds": 2, "head_draws": 3})
     assert ablation_jobs(run) == [("no_lclr", 0), ("no_lclr", 1), ("no_lclr", 2), ("no_cons", 0), ("no_cons", 1)]
     assert ablation_jobs(run, ["no_cons"]) == [("no_cons", 0), ("no_cons", 1)]
+
+
+def test_seed_records_sample_every_seed_of_the_grpo_methods(built, tmp_path):
+    run = fresh(built, tmp_path, r2l={"variants": ["output_only"], "n_seeds": 2, "eval_every": 0})
+    r2l_stage(run)
+    ev = evaluate_stage(run, default_methods(run))
+    all_seeds = seed_records(run, ev.records)
+    assert sorted(set(zip(all_seeds.method, all_seeds.seed))) == [("output_only", 0), ("output_only", 1)]
+    seed0 = all_seeds[all_seeds.seed == 0].drop(columns="seed").reset_index(drop=True)
+    pd.testing.assert_frame_equal(seed0, ev.records[ev.records.method == "output_only"].reset_index(drop=True))
+    seed1 = all_seeds[all_seeds.seed == 1]
+    assert seed1.prompt.tolist() == seed0.prompt.tolist()        # the same prompts, paired by position
+    assert list((run.root / "cache" / "generations").glob("output_only-seed1-*"))   # sampled under its own name
 
 
 def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(built, tmp_path):
