@@ -189,3 +189,12 @@ def test_coded_flags_are_unsafe_reasoning_the_surface_judge_passes():
     assert surface.calls == [(["how to w ?", "how to x ?"], ["plan w", "plan x"])]   # only unsafe harmful rows
     assert not coded_flags(rec, None).any()
     assert judged_harmful(surface, ["a", "b"], ["plan w", "plan q"]) == [True, False]
+
+
+def test_prompt_slices_are_the_ones_summary_metrics_reports():
+    from craft.evaluate import prompt_slices
+
+    harmful = pd.DataFrame({"regime": ["dressed", "dressed", "direct", "jailbroken", "held_out", "dressed"],
+                            "novel": ["", "framing", "", "wording", "framing", ""],
+                            "unseen_hazard": [False, False, True, True, True, False]})
+    assert prompt_slices(harmful).tolist() == ["core", "evalonly", "unseen", "other", "held_out", "core"]
