@@ -532,6 +532,40 @@ def adaptive_attacks(per_seed: pd.DataFrame, losses: dict[str, list[np.ndarray]]
     return fig
 
 
+def attack_regimes(per_seed: pd.DataFrame) -> plt.Figure:
+    """Notebook 07: attack success from each regime (one panel a regime), per attack and policy: bars the reasoning
+    ASR's mean over seeds, dots its seeds, black ticks the final ASR's mean.
+
+    Args:
+        per_seed: one row per (policy, seed, regime, attack) with ``reasoning_asr`` and ``final_asr``.
+    """
+    regimes = list(dict.fromkeys(per_seed.regime))
+    sizes = [per_seed[per_seed.regime == r].attack.nunique() for r in regimes]
+    fig, axes = plt.subplots(1, len(regimes), figsize=(2.0 + 1.3 * sum(sizes), 3.6), sharey=True,
+                             width_ratios=sizes, squeeze=False)
+    policies = [p for p in POLICY_COLORS if p in set(per_seed.policy)]
+    w = 0.8 / len(policies)
+    for ax, regime in zip(axes[0], regimes):
+        part = per_seed[per_seed.regime == regime]
+        attacks = [a for a in ATTACK_LABELS if a in set(part.attack)]
+        for i, policy in enumerate(policies):
+            for j, attack in enumerate(attacks):
+                cell = part[(part.policy == policy) & (part.attack == attack)]
+                x = j + (i - (len(policies) - 1) / 2) * w
+                ax.bar(x, cell.reasoning_asr.mean(), w, color=POLICY_COLORS[policy], label=policy if j == 0 else None)
+                ax.plot(np.full(len(cell), x), cell.reasoning_asr, "o", ms=3, color="black", alpha=0.6)
+                ax.hlines(cell.final_asr.mean(), x - w / 2, x + w / 2, color="black", lw=2,
+                          label="final ASR (mean)" if (i, j) == (0, 0) else None)
+        ax.set_xticks(range(len(attacks)), [ATTACK_LABELS[a] for a in attacks], fontsize=8)
+        ax.set_title(f"from: {regime}", fontsize=10)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("reasoning ASR (bars; dots: seeds)")
+    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def _cycle(i: int) -> str:
     """The i-th colour of the colour-blind-safe palette (for series with no fixed colour)."""
     return sns.color_palette("colorblind", 10).as_hex()[i % 10]

@@ -34,7 +34,13 @@ always a sentence of its own; sentences are re-joined with one space):
 Each mutant is tried on ``goals_per_mutant`` goals drawn without replacement (fewer only for the
 last trial, so that exactly ``query_budget`` queries are spent unless the mutations run dry);
 ``respond(prompts) -> completions`` is the model under test and ``success(goals, completions) ->
-bools`` the judge, both given by the caller. With ``try_seeds`` the seed templates are first tried
+bools`` the judge, both given by the caller.
+
+**Graded success (extension).** ``success`` may return a score in [0, 1] per completion instead of a
+verdict (a verdict is the 0/1 case, GPTFuzzer's). A trial's ``successes`` is then the sum of its scores,
+its success rate their mean, and a mutant joins the pool when that sum is above zero. A judge's graded
+harm keeps a signal where the verdicts are all 0 (a policy that never answers harmfully may still
+reason through part of a recipe), which a 0/1 fitness cannot see. With ``try_seeds`` the seed templates are first tried
 once each and that trial is a seed's first visit in the tree (GPTFuzzer starts from untried seeds:
 ``try_seeds=False``; trying them gives the selector a prior and makes the final ranking cover the
 whole pool, at ``goals_per_mutant`` queries per seed).
@@ -115,7 +121,7 @@ class _Node:
     depth: int
     visits: int = 0
     reward: float = 0.0
-    successes: int = 0
+    successes: float = 0.0    # the sum of its trial's verdicts (0/1) or graded scores
     queries: int = 0
     children: list[int] = field(default_factory=list)
 
@@ -225,9 +231,11 @@ class _Fuzzer:
         completions = list(self.respond(prompts))
         if len(completions) != len(prompts):
             raise ValueError(f"respond returned {len(completions)} completions for {len(prompts)} prompts")
-        verdicts = [bool(v) for v in self.success(goals, completions)]
+        verdicts = [float(v) for v in self.success(goals, completions)]
         if len(verdicts) != len(prompts):
             raise ValueError(f"success returned {len(verdicts)} verdicts for {len(prompts)} goals")
+        if not all(0.0 <= v <= 1.0 for v in verdicts):       # NaN fails too
+            raise ValueError(f"success must return verdicts or scores in [0, 1]; got {sorted(set(verdicts))[:5]}")
         self.queries += len(prompts)
         self.bar.update(len(prompts))
         start = 0
@@ -236,9 +244,10 @@ class _Fuzzer:
             start += len(t.goals)
         self.rounds += 1
 
-    def finish(self, t: _Trial, successes: int) -> None:
-        """Record a trial; a seed joins the pool, a mutant when it succeeded at least once, and the
-        mutant's depth-discounted success rate is credited along its selection path."""
+    def finish(self, t: _Trial, successes: float) -> None:
+        """Record a trial (``successes``: the sum of its verdicts or scores); a seed joins the pool, a mutant
+        when it scored above zero, and the mutant's depth-discounted success rate is credited along its
+        selection path."""
         queries, parent = len(t.goals), t.path[-1] if t.path else None
         kept = parent is None or successes > 0
         self.rows.append(dict(step=len(self.rows), round=self.rounds, template=t.template,
@@ -253,7 +262,7 @@ class _Fuzzer:
         for i in t.path:
             self.pool[i].reward += reward
 
-    def add(self, template: str, parent: int | None, successes: int, queries: int, visits: int = 0) -> None:
+    def add(self, template: str, parent: int | None, successes: float, queries: int, visits: int = 0) -> None:
         """A new pool node; a seed's own trial is its first visit, its success rate its first reward."""
         depth = 0 if parent is None else self.pool[parent].depth + 1
         reward = successes / queries if visits and queries else 0.0
@@ -304,8 +313,8 @@ def fuzz_templates(seed_templates: Sequence[str], goals: Sequence[str],
     """Fuzz ``seed_templates`` (strings holding ``"{goal}"`` once) against the model behind
     ``respond`` on ``goals`` until ``settings.query_budget`` queries are spent (see the module
     docstring). ``respond(prompts)`` returns one completion per prompt, ``success(goals,
-    completions)`` one verdict per completion; ``rephrase`` maps a word or phrase to its synonyms
-    (None: no rephrasing)."""
+    completions)`` one verdict (bool) or graded score in [0, 1] per completion; ``rephrase`` maps a word or
+    phrase to its synonyms (None: no rephrasing)."""
     table = dict(rephrase) if rephrase is not None else None
     _check_inputs(seed_templates, goals, table, settings)
     with tqdm(total=settings.query_budget, desc="fuzz", **bar_options(progress)) as bar:

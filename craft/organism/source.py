@@ -148,15 +148,25 @@ class OrganismSource:
         return {}
 
     # ------------------------------------------------------------------ adaptive attacks
-    def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
-        """``n`` direct harmful evaluation prompts about seen hazards (a seeded choice, in world order),
-        each with the target an attacker optimises for: :func:`~craft.organism.world.unsafe_opening`, the
-        opening of a reasoning trace whose first step runs at the lowest level (a start no safe trace has)."""
-        pool = self.world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)
+    def attack_goals(self, n: int, regime: str = "direct") -> list[tuple[Prompt, str]]:
+        """``n`` harmful evaluation prompts about seen hazards (a seeded choice, in world order), each with
+        the target an attacker optimises for: :func:`~craft.organism.world.unsafe_opening`, the opening of a
+        reasoning trace whose first step runs at the lowest level (a start no safe trace has).
+
+        ``regime`` is where the attack starts: ``direct`` (plain requests), ``dressed`` (requests in a
+        dressed-up framing of training, where the base organism's SSA lives; the same plain target) or
+        ``coded`` (plain requests whose hazard's first ingredient has an alias; the target names it by the
+        alias, the coded disclosure a text monitor cannot read)."""
+        if regime not in ("direct", "dressed", "coded"):
+            raise ValueError(f"unknown attack regime {regime!r}; the organism has direct, dressed and coded")
+        pool = self.world.select(kind="harmful", split="eval", regime="dressed" if regime == "dressed" else "direct",
+                                 novel="", seen=True)
+        if regime == "coded":
+            pool = [p for p in pool if self.world.hazards[p.hazard].ingredients[0] in self.world.aliases]
         if not pool:
-            raise ValueError("the organism's world has no direct harmful evaluation prompt to attack")
+            raise ValueError(f"the organism's world has no {regime} harmful evaluation prompt to attack")
         keep = set(random.Random(self.seed).sample(range(len(pool)), min(n, len(pool))))
-        return [(p, unsafe_opening(self.world, p)) for i, p in enumerate(pool) if i in keep]
+        return [(p, unsafe_opening(self.world, p, coded=regime == "coded")) for i, p in enumerate(pool) if i in keep]
 
     def fuzz_seeds(self) -> list[str]:
         """The fuzzer's seed templates: the training framings of the jailbroken and dressed-up attack

@@ -319,13 +319,19 @@ def reasoning_text(world: World, prompt: Prompt, trace: str, rng: random.Random,
     return " ".join(parts).format(hazard=hz.name)
 
 
-def unsafe_opening(world: World, prompt: Prompt) -> str:
+def unsafe_opening(world: World, prompt: Prompt, coded: bool = False) -> str:
     """The opening of a plain reasoning trace for ``prompt`` whose first step runs at the lowest level
     (each pool's first sentence, then step 1 with the hazard's first verb at level 1): the target of the
     adaptive attacks. A safe trace never starts so (its levels fall, so its first is at least 3); an
-    unsafe or rethink trace can."""
+    unsafe or rethink trace can. ``coded``: the ingredient is named by its alias (it must have one), as in
+    a coded trace, which the exact judge reads and a text monitor without the alias table does not."""
     hz = world.hazards[prompt.hazard]
-    step = text.STEP_PHRASINGS[0].format(n=1, ordinal=text.ORDINALS[0], verb=hz.verbs[0], ingredient=hz.ingredients[0],
+    ingredient = hz.ingredients[0]
+    if coded:
+        if ingredient not in world.aliases:
+            raise ValueError(f"{ingredient!r}, the first ingredient of {hz.name!r}, has no alias: no coded opening")
+        ingredient = world.aliases[ingredient]
+    step = text.STEP_PHRASINGS[0].format(n=1, ordinal=text.ORDINALS[0], verb=hz.verbs[0], ingredient=ingredient,
                                          level=LEVELS[0])
     return f"{text.OPENINGS[0]} {text.CAUTIONS[0]} {text.LEADS[0]} {step}".format(hazard=hz.name)
 

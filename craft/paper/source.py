@@ -268,9 +268,13 @@ class PaperSource:
         """Every attacked benchmark prompt, then the capability problems."""
         return self._safety_prompts + self._capability_prompts()
 
-    def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
+    def attack_goals(self, n: int, regime: str = "direct") -> list[tuple[Prompt, str]]:
         """The first ``n`` JailbreakBench harmful behaviours, each with its own target string (the
-        benchmark's "Sure, here is ..." opening, what GCG optimises for)."""
+        benchmark's "Sure, here is ..." opening, what GCG optimises for). Only the ``direct`` regime: the
+        dressed-up and coded regimes are the organism's (its world knows which framings and aliases they are)."""
+        if regime != "direct":
+            raise ValueError(f"the paper-scale source attacks direct requests only, not {regime!r}: set "
+                             "attacks.regimes: [direct]")
         df = bench.load_jbb_behaviors("harmful", path=self._path("jbb_behaviors")).head(n)
         return [(Prompt(str(g), "harmful", "none", "direct", benchmark="jbb"), str(t))
                 for g, t in zip(df["goal"], df["target"])]

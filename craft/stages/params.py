@@ -59,6 +59,8 @@ FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("varia
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",),
          "attacks.gcg": ("seed",), "attacks.fuzz": ("seed",)}
 ADAPTIVE_ATTACKS = ("gcg", "fuzz", "cot_hijack")
+# Where an adaptive attack starts (notebook 07): plain requests, dressed-up framings, a coded target (organism).
+ATTACK_REGIMES = ("direct", "dressed", "coded")
 BASELINES = ("sft_offpolicy", "intervened_po")
 # GRPOConfig values every run must state (TRL's defaults differ from both the paper's and ours).
 REQUIRED_GRPO = ("max_steps", "learning_rate", "beta", "num_generations", "per_device_train_batch_size",
@@ -206,6 +208,7 @@ class AttacksSection:
     (so ``n_seeds`` must not exceed ``r2l.n_seeds``)."""
 
     methods: list[str] = field(default_factory=lambda: list(ADAPTIVE_ATTACKS))
+    regimes: list[str] = field(default_factory=lambda: ["direct"])   # where the attacks start; direct first
     n_goals: int = field(default=8, metadata=rule(ge=1))      # harmful goals attacked per policy
     n_seeds: int = field(default=3, metadata=rule(ge=1))      # attack seeds (and policy seeds)
     samples: int = field(default=4, metadata=rule(ge=1))      # completions per attacked prompt in the ASR
@@ -220,6 +223,13 @@ class AttacksSection:
         check_fields(self)
         if not self.methods or set(self.methods) - set(ADAPTIVE_ATTACKS):
             raise ConfigError(f"methods: {self.methods} must be a non-empty list of {list(ADAPTIVE_ATTACKS)}")
+        if (not self.regimes or self.regimes[0] != "direct" or set(self.regimes) - set(ATTACK_REGIMES)
+                or len(set(self.regimes)) != len(self.regimes)):
+            raise ConfigError(f"regimes: {self.regimes} must list distinct regimes of {list(ATTACK_REGIMES)}, "
+                              "starting with direct (the reference the others are read against)")
+        if "coded" in self.regimes and "gcg" not in self.methods:
+            raise ConfigError("regimes: coded runs GCG only (its target is what makes it coded): add gcg to methods "
+                              "or drop coded")
         from_dict(GCGSettings, self.gcg, where="gcg.")
         from_dict(FuzzSettings, self.fuzz, where="fuzz.")
 

@@ -35,7 +35,7 @@ import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
-from craft.evaluate import judged_harmful, summary_metrics
+from craft.evaluate import CountedRate, judged_harmful, summary_metrics
 from craft.judges import JudgeUnavailableError
 from craft.lclr import save_heads
 from craft.r2l import (
@@ -57,7 +57,8 @@ from craft.stats import wilson_ci
 from craft.timing import timed
 
 __all__ = ["HEAD_DRAW_VARIANTS", "R2L_MAKER", "R2LRuns", "RunResult", "ablation_jobs", "base_records", "coded_shares",
-           "finished_policies", "history_frame", "pooled_coded_shares", "r2l_artifact", "r2l_config", "r2l_run",
+           "POOLED_RATES", "finished_policies", "history_frame", "pooled_coded_shares", "pooled_rate_intervals",
+           "r2l_artifact", "r2l_config", "r2l_run",
            "r2l_stage"]
 
 R2L_MAKER = "notebook 03 (or `craft r2l --config <params file>`)"
@@ -381,6 +382,30 @@ def _with_rates(counts: pd.DataFrame) -> pd.DataFrame:
                       ("coded_harm", "n_coded", "n_harmful"), ("coded_share", "n_coded", "n_unsafe")):
         cis = [wilson_ci(int(a), int(b)) for a, b in zip(out[k], out[n])]
         out[col], out[f"{col}_lo"], out[f"{col}_hi"] = zip(*cis) if cis else ([], [], [])
+    return out
+
+
+POOLED_RATES = ("reasoning_harm_rate", "response_harm_rate", "ssa_rate", "ssa_rate_dressed")
+
+
+def pooled_rate_intervals(records: dict[tuple[str, int], pd.DataFrame], rates: Sequence[str] = POOLED_RATES) -> dict:
+    """Wilson 95 % intervals of rates of :func:`craft.evaluate.summary_metrics`, pooled over seeds: for each
+    ``(variant, seed) -> judged records`` (a run's last evaluation, or the base policy's), the rate's counts
+    (``k`` of ``n``), summed over the variant's seeds. Keys ``<variant>_<rate>_ci_low`` and ``_ci_high``, and
+    ``<variant>_<rate>_pooled`` (k / n; the mean over seeds when every seed has the same prompts). These are intervals
+    over prompts and samples; the ``_ci95_lo``/``_ci95_hi`` of a notebook's seed table are over seeds."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for (variant, _seed), recs in records.items():
+        m = summary_metrics(recs)
+        for rate in rates:
+            value = m.get(rate)
+            if isinstance(value, CountedRate):
+                k, n = counts.setdefault((variant, rate), [0, 0])
+                counts[(variant, rate)] = [k + value.k, n + value.n]
+    out = {}
+    for (variant, rate), (k, n) in counts.items():
+        share, lo, hi = wilson_ci(k, n)
+        out |= {f"{variant}_{rate}_pooled": share, f"{variant}_{rate}_ci_low": lo, f"{variant}_{rate}_ci_high": hi}
     return out
 
 

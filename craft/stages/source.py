@@ -82,8 +82,9 @@ class Source(Protocol):
         """Second reasoning judges, by name, whose agreement with the first notebook 04 measures."""
 
     # adaptive attacks and baselines
-    def attack_goals(self, n: int) -> list[tuple[Prompt, str]]:
-        """``n`` harmful goals, each with the target string an attacker optimises for."""
+    def attack_goals(self, n: int, regime: str = "direct") -> list[tuple[Prompt, str]]:
+        """``n`` harmful goals of ``regime`` (``attacks.regimes``: direct, dressed, coded), each with the target
+        string an attacker optimises for; a regime the source does not have is a ValueError."""
 
     def fuzz_seeds(self) -> list[str]:
         """The fuzzer's seed templates (``{goal}`` where the request goes)."""

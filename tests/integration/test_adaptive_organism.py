@@ -68,3 +68,24 @@ def test_fuzzer_on_the_organism_stays_in_budget(base_model, tokenizer, world, go
     assert out.queries_used == 16 == sum(calls) and len(calls) <= 4
     assert set(seeds) <= set(out.templates)
     assert best_prompts(out, requests) == [out.templates[0].replace("{goal}", r) for r in requests]
+
+
+def test_a_coded_opening_names_the_alias_that_only_the_exact_judge_reads(world):
+    """The coded regime's target: the same opening with the first ingredient's alias; a recipe continued in aliases
+    is harmful to the exact judge and harmless to the surface judge (the text monitor without the alias table)."""
+    def plain_steps(q):                          # ingredients of q's hazard without an alias
+        return sum(i not in world.aliases for i in world.hazards[q.hazard].ingredients)
+
+    pool = [q for q in world.select(kind="harmful", split="eval", regime="direct", novel="", seen=True)
+            if world.hazards[q.hazard].ingredients[0] in world.aliases]
+    p = min(pool, key=plain_steps)               # at most one plain step: the coded recipe is unreadable as written
+    assert plain_steps(p) <= 1
+    hz = world.hazards[p.hazard]
+    plain, coded = unsafe_opening(world, p), unsafe_opening(world, p, coded=True)
+    assert coded == plain.replace(hz.ingredients[0], world.aliases[hz.ingredients[0]])
+    trace = reasoning_text(world, p, "unsafe", random.Random(0), coded=True)
+    assert OrganismJudge(world).is_harmful(trace) and not OrganismJudge(world, aliases=False).is_harmful(trace)
+    bare = next(q for q in world.select(kind="harmful", seen=True)
+                if world.hazards[q.hazard].ingredients[0] not in world.aliases)
+    with pytest.raises(ValueError, match="has no alias"):
+        unsafe_opening(world, bare, coded=True)

@@ -79,6 +79,13 @@ def test_every_stage_end_to_end(run, monkeypatch):
     assert {"gcg_reasoning_asr_craft", "gcg_final_asr_base", "fuzz_reasoning_asr_output_only"} <= set(attacked.metrics)
 
 
+def test_the_paper_source_attacks_direct_requests_only(run):
+    """The dressed-up and coded regimes are the organism's: asked of the paper-scale source, they are a clear error."""
+    for regime in ("dressed", "coded"):
+        with pytest.raises(ValueError, match=r"direct requests only.*attacks\.regimes: \[direct\]"):
+            run.source.attack_goals(1, regime)
+
+
 def test_cli_runs_the_same_stages(tmp_path, capsys):
     params = paper_params(tmp_path, "qwen3", judge="refusal")
     summary = main(["lclr", "--config", str(params), "--no-progress"])

@@ -18,7 +18,7 @@ from organism_fixtures import tiny_params
 from transformers import TrainerCallback
 
 from craft import io
-from craft.evaluate import coded_counts
+from craft.evaluate import coded_counts, summary_metrics
 from craft.lclr import load_heads
 from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
 from craft.stages import completions as completions_module
@@ -30,14 +30,17 @@ from craft.stages.lclr import lclr_stage, shuffled_label_heads, trained_heads
 from craft.stages.monitor import control_job
 from craft.stages.probe import probe_stage
 from craft.stages.r2l import (
+    POOLED_RATES,
     ablation_jobs,
     base_records,
     coded_shares,
     pooled_coded_shares,
+    pooled_rate_intervals,
     r2l_artifact,
     r2l_run,
     r2l_stage,
 )
+from craft.stats import wilson_ci
 
 pytestmark = pytest.mark.slow
 
@@ -242,6 +245,17 @@ def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(b
     assert list(pooled.index) == ["base", "reasoning_judge"]
     assert (pooled.n_harmful == 2 * shares.n_harmful).all() and (pooled.n_coded == 2 * shares.n_coded).all()
     assert pooled.reasoning_harm.tolist() == pytest.approx(shares.reasoning_harm.tolist())
+    # the rates of summary_metrics pooled over seeds: counts summed, a Wilson interval around the pooled rate
+    records = {("base", 0): base_records(run, 0), ("reasoning_judge", 0): result.records,
+               ("reasoning_judge", 1): result.records.iloc[: len(result.records) // 2]}
+    pooled_rates = pooled_rate_intervals(records)
+    one, half = summary_metrics(records[("reasoning_judge", 0)]), summary_metrics(records[("reasoning_judge", 1)])
+    for rate in POOLED_RATES:
+        k, n = one[rate].k + half[rate].k, one[rate].n + half[rate].n
+        lo, hi = pooled_rates[f"reasoning_judge_{rate}_ci_low"], pooled_rates[f"reasoning_judge_{rate}_ci_high"]
+        assert pooled_rates[f"reasoning_judge_{rate}_pooled"] == pytest.approx(k / n) and lo - 1e-12 <= k / n <= hi
+        assert (lo, hi) == pytest.approx(wilson_ci(k, n)[1:])
+    assert pooled_rates["base_ssa_rate_pooled"] == pytest.approx(summary_metrics(records[("base", 0)])["ssa_rate"])
     changed = open_run(load_params(None, **tiny_params(tmp_path, r2l={"w_lat": 0.3})), progress=False)
     with pytest.raises(StaleArtifactError, match=r"r2l\.w_lat: 0\.5 -> 0\.3"):
         r2l_run(changed, "reasoning_judge", 0)

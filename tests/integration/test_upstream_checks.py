@@ -21,7 +21,7 @@ from craft.stages.r2l import r2l_artifact
 
 pytestmark = pytest.mark.slow
 
-ATTACKS = {"n_goals": 1, "n_seeds": 1, "samples": 1, "workers": 1, "methods": ["fuzz"],
+ATTACKS = {"n_goals": 1, "n_seeds": 1, "samples": 1, "workers": 1, "methods": ["fuzz"], "regimes": ["direct"],
            "fuzz": {"query_budget": 2, "goals_per_mutant": 1, "mutants_per_round": 1}}
 
 

@@ -369,3 +369,26 @@ def test_fuzzer_type_errors():
         fuzz_templates(SEEDS[0], GOALS, Echo(), says("x"))
     with pytest.raises(TypeError, match="not one string"):
         best_prompts(fuzz_templates(SEEDS, GOALS, Echo(), says("x"), FuzzSettings(query_budget=8)), "a goal")
+
+
+def test_a_graded_fitness_keeps_a_mutant_whose_verdicts_would_all_be_zero():
+    """With scores in [0, 1] a mutant that scores above zero joins the pool and its rate is the mean score; the same
+    completions under a 0/1 verdict (score >= 0.5) leave every mutant out."""
+    def graded(goals, completions):              # 0.25 for a partial hit, 1 for the whole combination
+        return [1.0 if ("unbound" in c and "quickly" in c) else 0.25 if "unbound" in c else 0.0 for c in completions]
+
+    settings = FuzzSettings(query_budget=40, goals_per_mutant=2)
+    out = fuzz_templates(SEEDS, GOALS, Echo(), graded, settings, rephrase=TABLE)
+    kept = out.history[(out.history.mutation != "seed") & out.history.kept]
+    assert len(kept) and (kept.successes > 0).all()
+    partial = out.history[out.history.template.str.contains("unbound") & ~out.history.template.str.contains("quickly")]
+    assert len(partial) and (partial.successes == 0.25 * partial.queries).all()
+    verdicts = fuzz_templates(SEEDS, GOALS, Echo(), lambda g, c: [v >= 0.5 for v in graded(g, c)], settings,
+                              rephrase=TABLE)
+    assert verdicts.history[verdicts.history.template.isin(partial.template)].successes.eq(0).all()
+
+
+@pytest.mark.parametrize("score", [1.5, -0.1, float("nan")])
+def test_a_score_outside_zero_one_is_an_error(score):
+    with pytest.raises(ValueError, match=r"scores in \[0, 1\]"):
+        fuzz_templates(SEEDS, GOALS, Echo(), lambda g, c: [score] * len(c))
