@@ -34,16 +34,16 @@ always a sentence of its own; sentences are re-joined with one space):
 Each mutant is tried on ``goals_per_mutant`` goals drawn without replacement (fewer only for the
 last trial, so that exactly ``query_budget`` queries are spent unless the mutations run dry);
 ``respond(prompts) -> completions`` is the model under test and ``success(goals, completions) ->
-bools`` the judge, both given by the caller.
+bools`` the judge, both given by the caller. With ``try_seeds`` the seed templates are first tried
+once each and that trial is a seed's first visit in the tree (GPTFuzzer starts from untried seeds:
+``try_seeds=False``; trying them gives the selector a prior and makes the final ranking cover the
+whole pool, at ``goals_per_mutant`` queries per seed).
 
 **Graded success (extension).** ``success`` may return a score in [0, 1] per completion instead of a
 verdict (a verdict is the 0/1 case, GPTFuzzer's). A trial's ``successes`` is then the sum of its scores,
 its success rate their mean, and a mutant joins the pool when that sum is above zero. A judge's graded
 harm keeps a signal where the verdicts are all 0 (a policy that never answers harmfully may still
-reason through part of a recipe), which a 0/1 fitness cannot see. With ``try_seeds`` the seed templates are first tried
-once each and that trial is a seed's first visit in the tree (GPTFuzzer starts from untried seeds:
-``try_seeds=False``; trying them gives the selector a prior and makes the final ranking cover the
-whole pool, at ``goals_per_mutant`` queries per seed).
+reason through part of a recipe), which a 0/1 fitness cannot see.
 
 **Rounds (deviation).** GPTFuzzer mutates and queries one template at a time. Here
 ``mutants_per_round`` mutants are selected and made first and then answered by one ``respond`` call

@@ -248,10 +248,9 @@ def _unit(run: Run, policy: str, seed: int, path: str, goals: dict[str, list[tup
             del model
             free_memory()
             for i, f in enumerate(files):
-                frame = pd.concat([part[i] for part in parts if len(part[i])], ignore_index=True) \
-                    if any(len(part[i]) for part in parts) else pd.DataFrame()
-                if len(frame):                   # no fuzz_history.csv when the fuzzer did not run
-                    atomic_write(f, frame.to_csv(index=False))
+                frames = [part[i] for part in parts if len(part[i])]
+                if frames:                       # no fuzz_history.csv when the fuzzer did not run
+                    atomic_write(f, pd.concat(frames, ignore_index=True).to_csv(index=False))
             artifact.finish()
     searches, records = pd.read_csv(files[0], keep_default_na=False), read_records(files[1])
     for col in ("p_z", "harm_score"):      # read back as text, like every extra column
@@ -294,7 +293,7 @@ def _metrics(run: Run, per_seed: pd.DataFrame, searches: pd.DataFrame, records: 
     ``<attack>_p_z_harmful_<policy>``: the heads' mean P(safe) over all its completions and over those with harmful
     reasoning (seeds pooled; with ``<attack>_n_harmful_reasoning_<policy>``); ``<attack>_coded_share_<policy>``: the
     coded disclosures among the harmful reasoning (where the source has coded text); ``n_attack_seeds``,
-    ``n_attack_goals`` (per regime), GCG's mean best loss ``gcg_loss_<policy>``."""
+    ``n_attack_goals`` (of the direct regime), GCG's mean best loss ``gcg_loss_<policy>``."""
     from craft.stats import mean_ci
 
     out = {"n_attack_seeds": run.params.attacks.n_seeds, "attack_samples": run.params.attacks.samples,
