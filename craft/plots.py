@@ -18,6 +18,7 @@ import seaborn as sns
 CB = dict(zip(("blue", "orange", "green", "vermillion", "purple", "brown", "pink", "grey", "yellow", "sky"),
               sns.color_palette("colorblind", 10).as_hex()))
 
+MAX_WIDTH = 12.0      # inches: a figure wider than this is unreadable on a notebook page; panels wrap instead
 REGIME_LABEL = {"direct": "direct", "jailbroken": "jailbroken", "dressed": "dressed-up", "held_out": "held-out"}
 RATE_COLORS = {"reasoning_harm_rate": CB["orange"], "response_harm_rate": CB["vermillion"], "ssa_rate": CB["purple"]}
 RATE_LABELS = {"reasoning_harm_rate": "reasoning harmful", "response_harm_rate": "response harmful (ASR)",
@@ -332,9 +333,13 @@ def run_dots(rows: dict[str, pd.DataFrame], metrics: dict[str, str], reference: 
         rows: ``rows[variant]`` one row per run, with a column per metric (:func:`craft.stats.final_rows`).
         metrics: ``metrics[column] = label``.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 + 0.8 * len(rows) * len(metrics), 3.0), sharey=True,
+    ncols = max([1] + [n for n in range(1, len(metrics) + 1) if 1.2 + 0.8 * len(rows) * n <= MAX_WIDTH])
+    nrows = -(-len(metrics) // ncols)                              # panels wrap to stay readable on a page
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 + 0.8 * len(rows) * ncols, 3.0 * nrows), sharey=True,
                              squeeze=False)
-    for ax, (col, label) in zip(axes[0], metrics.items()):
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, (col, label) in zip(axes.flat, metrics.items()):
         for i, (variant, df) in enumerate(rows.items()):
             values = df[col].to_numpy(dtype=float)
             color = VARIANT_COLORS.get(variant, _cycle(i))
@@ -347,9 +352,10 @@ def run_dots(rows: dict[str, pd.DataFrame], metrics: dict[str, str], reference: 
         ax.set_title(label, fontsize=10)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("final rate (one dot a run)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final rate (one dot a run)")
     if reference in rows and margin:
-        axes[0, -1].legend(fontsize=8, frameon=False)
+        axes.flat[len(metrics) - 1].legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -66,9 +66,11 @@ class Run:
         """One R2L run (notebook 03; ``stage="ablations"``: notebook 05's); its policy is ``model/``."""
         return self.stage_dir(stage) / f"{variant}-seed{seed}"
 
-    def baseline_dir(self, method: str) -> Path:
-        """One baseline of notebook 04; its policy is ``policy/``."""
-        return self.stage_dir("evaluate") / "baselines" / method
+    def baseline_dir(self, method: str, seed: int | None = None) -> Path:
+        """One baseline of notebook 04 trained with ``seed`` (default ``seed``, folder ``<method>``; another
+        seed: ``<method>-seed<k>``); its policy is ``policy/``."""
+        name = method if seed is None or seed == self.params.seed else f"{method}-seed{seed}"
+        return self.stage_dir("evaluate") / "baselines" / name
 
     def attack_dir(self, policy: str, seed: int) -> Path:
         """One (policy, attack seed) unit of notebook 07."""

@@ -82,17 +82,23 @@ def evaluate_stage(run: Run, methods: Mapping[str, str] | None = None) -> Evalua
     return EvaluateResult(records, summary, table, headline_metrics(table))
 
 
-def seed_records(run: Run, records: pd.DataFrame, variants: Sequence[str] | None = None) -> pd.DataFrame:
+def seed_records(run: Run, records: pd.DataFrame, variants: Sequence[str] | None = None,
+                 baselines: Mapping[tuple[str, int], str] | None = None) -> pd.DataFrame:
     """Judged records of every seed's policy of the R2L ``variants`` (default: the ``r2l.variants`` among
-    ``records``' methods) on the evaluation set, with ``method`` (the variant) and ``seed`` columns. Seed ``seed``
-    is taken from ``records`` (:func:`evaluate_stage` sampled it); the other seeds of notebook 03 are sampled and
-    judged here the same way (cached as ``<variant>-seed<k>``; each policy checked against the current params)."""
-    variants = [v for v in (variants or run.params.r2l.variants) if v in set(records.method)]
+    ``records``' methods) and of the ``baselines`` (``{(method, seed): policy folder}``, e.g.
+    :attr:`craft.stages.baselines.Baselines.seeds`; those among ``records``' methods) on the evaluation set, with
+    ``method`` and ``seed`` columns. Seed ``seed`` is taken from ``records`` (:func:`evaluate_stage` sampled it);
+    the other seeds are sampled and judged here the same way, in one batch of policies (cached as
+    ``<method>-seed<k>``; each R2L policy checked against the current params)."""
+    methods = set(records.method)
+    variants = [v for v in (variants or run.params.r2l.variants) if v in methods]
     others = [s for s in run.params.seeds if s != run.params.seed]
     policies = finished_policies(run, variants, others, required=True)
-    sampled = evaluate_policies(run, {f"{v}-seed{s}": path for (v, s), path in policies.items()},
+    policies |= {(m, s): path for (m, s), path in (baselines or {}).items() if m in methods and s != run.params.seed}
+    sampled = evaluate_policies(run, {f"{m}-seed{s}": path for (m, s), path in policies.items()},
                                 workers=run.params.evaluate.workers) if policies else pd.DataFrame()
-    frames = [records[records.method.isin(variants)].assign(seed=run.params.seed)]
-    for (v, s) in policies:
-        frames.append(sampled[sampled.method == f"{v}-seed{s}"].assign(method=v, seed=s))
+    seeded = variants + [m for m in dict.fromkeys(m for m, _ in baselines or {}) if m in methods]
+    frames = [records[records.method.isin(seeded)].assign(seed=run.params.seed)]
+    for (m, s) in policies:
+        frames.append(sampled[sampled.method == f"{m}-seed{s}"].assign(method=m, seed=s))
     return pd.concat(frames, ignore_index=True)

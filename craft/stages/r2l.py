@@ -35,7 +35,7 @@ import torch
 from transformers import PrinterCallback, TrainerCallback
 
 from craft import io
-from craft.evaluate import CountedRate, judged_harmful, summary_metrics
+from craft.evaluate import CountedRate, coded_counts, judged_harmful, prompt_slices, summary_metrics
 from craft.judges import JudgeUnavailableError
 from craft.lclr import save_heads
 from craft.r2l import (
@@ -57,9 +57,8 @@ from craft.stats import wilson_ci
 from craft.timing import timed
 
 __all__ = ["HEAD_DRAW_VARIANTS", "R2L_MAKER", "R2LRuns", "RunResult", "ablation_jobs", "base_records", "coded_shares",
-           "POOLED_RATES", "finished_policies", "history_frame", "pooled_coded_shares", "pooled_rate_intervals",
-           "r2l_artifact", "r2l_config", "r2l_run",
-           "r2l_stage"]
+           "POOLED_RATES", "SLICE_SUFFIX", "finished_policies", "history_frame", "pooled_coded_shares",
+           "pooled_rate_intervals", "pooled_slice_metrics", "r2l_artifact", "r2l_config", "r2l_run", "r2l_stage"]
 
 R2L_MAKER = "notebook 03 (or `craft r2l --config <params file>`)"
 ABLATIONS_MAKER = "notebook 05 (or `craft r2l --ablations --config <params file>`)"
@@ -406,6 +405,43 @@ def pooled_rate_intervals(records: dict[tuple[str, int], pd.DataFrame], rates: S
     for (variant, rate), (k, n) in counts.items():
         share, lo, hi = wilson_ci(k, n)
         out |= {f"{variant}_{rate}_pooled": share, f"{variant}_{rate}_ci_low": lo, f"{variant}_{rate}_ci_high": hi}
+    return out
+
+
+# slice of the harmful prompts (craft.evaluate.prompt_slices) -> the suffix of its rates in summary_metrics
+SLICE_SUFFIX = {"core": "", "evalonly": "_unseen_framings", "unseen": "_unseen_hazards", "held_out": "_held_out"}
+
+
+def pooled_slice_metrics(records: dict[tuple[str, int], pd.DataFrame], surface=None,
+                         rates: Sequence[str] = ("reasoning_harm_rate", "ssa_rate")) -> dict:
+    """Per variant and slice of the harmful prompts, pooled over seeds (``records``: ``(variant, seed) -> judged
+    records``, as for :func:`pooled_rate_intervals`): each of ``rates`` and, given the ``surface`` judge, the coded
+    share of the unsafe reasoning (:func:`craft.evaluate.coded_counts`), each with its Wilson 95 % interval. Keys
+    ``<variant>_<rate>_<slice>`` with ``_ci_low`` / ``_ci_high``, ``rate`` ending in ``coded_share`` for the
+    share, the slices named as in :data:`SLICE_SUFFIX`; a slice no record of the variant falls in has no key."""
+    pooled = pooled_rate_intervals(records, [f"{r}{sfx}" for r in rates for sfx in SLICE_SUFFIX.values()])
+    out = {}
+    for variant in dict.fromkeys(v for v, _ in records):
+        for rate in rates:
+            for name, sfx in SLICE_SUFFIX.items():
+                src, key = f"{variant}_{rate}{sfx}", f"{variant}_{rate}_{name}"
+                if f"{src}_pooled" in pooled:
+                    out |= {key: pooled[f"{src}_pooled"], f"{key}_ci_low": pooled[f"{src}_ci_low"],
+                            f"{key}_ci_high": pooled[f"{src}_ci_high"]}
+    if surface is None:
+        return out
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for (variant, _seed), recs in records.items():
+        harmful = recs[recs.kind == "harmful"]
+        for name, part in harmful.groupby(prompt_slices(harmful), sort=False):
+            if name in SLICE_SUFFIX:
+                coded, unsafe = coded_counts(part, surface)
+                k, n = counts.get((variant, name), (0, 0))
+                counts[(variant, name)] = (k + coded, n + unsafe)
+    for (variant, name), (k, n) in counts.items():
+        share, lo, hi = wilson_ci(k, n) if n else (float("nan"),) * 3
+        key = f"{variant}_coded_share_{name}"
+        out |= {key: float(share), f"{key}_ci_low": float(lo), f"{key}_ci_high": float(hi)}
     return out
 
 

@@ -18,7 +18,7 @@ from organism_fixtures import tiny_params
 from transformers import TrainerCallback
 
 from craft import io
-from craft.evaluate import coded_counts, summary_metrics
+from craft.evaluate import CountedRate, coded_counts, prompt_slices, summary_metrics
 from craft.lclr import load_heads
 from craft.runs import RunLockedError, StaleArtifactError, content_hash, locked
 from craft.stages import completions as completions_module
@@ -31,11 +31,13 @@ from craft.stages.monitor import control_job
 from craft.stages.probe import probe_stage
 from craft.stages.r2l import (
     POOLED_RATES,
+    SLICE_SUFFIX,
     ablation_jobs,
     base_records,
     coded_shares,
     pooled_coded_shares,
     pooled_rate_intervals,
+    pooled_slice_metrics,
     r2l_artifact,
     r2l_run,
     r2l_stage,
@@ -213,17 +215,30 @@ def test_ablation_jobs_give_no_lclr_its_head_draws(built, tmp_path):
     assert ablation_jobs(run, ["no_cons"]) == [("no_cons", 0), ("no_cons", 1)]
 
 
-def test_seed_records_sample_every_seed_of_the_grpo_methods(built, tmp_path):
-    run = fresh(built, tmp_path, r2l={"variants": ["output_only"], "n_seeds": 2, "eval_every": 0})
+def test_seed_records_sample_every_seed_of_the_grpo_methods_and_baselines(built, tmp_path):
+    from craft.stages.baselines import baselines_stage
+
+    run = fresh(built, tmp_path, r2l={"variants": ["output_only"], "n_seeds": 2, "eval_every": 0},
+                baselines={"methods": ["sft_offpolicy"]})
     r2l_stage(run)
-    ev = evaluate_stage(run, default_methods(run))
-    all_seeds = seed_records(run, ev.records)
-    assert sorted(set(zip(all_seeds.method, all_seeds.seed))) == [("output_only", 0), ("output_only", 1)]
-    seed0 = all_seeds[all_seeds.seed == 0].drop(columns="seed").reset_index(drop=True)
-    pd.testing.assert_frame_equal(seed0, ev.records[ev.records.method == "output_only"].reset_index(drop=True))
-    seed1 = all_seeds[all_seeds.seed == 1]
-    assert seed1.prompt.tolist() == seed0.prompt.tolist()        # the same prompts, paired by position
-    assert list((run.root / "cache" / "generations").glob("output_only-seed1-*"))   # sampled under its own name
+    trained = baselines_stage(run)                    # one policy a seed of the R2L runs
+    assert dict(trained) == {"sft_offpolicy": str(run.baseline_dir("sft_offpolicy") / "policy")}
+    assert trained.seeds == {("sft_offpolicy", 0): trained["sft_offpolicy"],
+                             ("sft_offpolicy", 1): str(run.baseline_dir("sft_offpolicy", 1) / "policy")}
+    assert run.baseline_dir("sft_offpolicy", 1).name == "sft_offpolicy-seed1"
+    weights = {content_hash(f"{path}/model.safetensors") for path in trained.seeds.values()}
+    assert len(weights) == 2                          # another seed: another draw of data and order
+    ev = evaluate_stage(run, default_methods(run, baselines=trained))
+    all_seeds = seed_records(run, ev.records, baselines=trained.seeds)
+    assert sorted(set(zip(all_seeds.method, all_seeds.seed))) == [("output_only", 0), ("output_only", 1),
+                                                                   ("sft_offpolicy", 0), ("sft_offpolicy", 1)]
+    for method in ("output_only", "sft_offpolicy"):
+        mine = all_seeds[all_seeds.method == method]
+        seed0 = mine[mine.seed == 0].drop(columns="seed").reset_index(drop=True)
+        pd.testing.assert_frame_equal(seed0, ev.records[ev.records.method == method].reset_index(drop=True))
+        assert mine[mine.seed == 1].prompt.tolist() == seed0.prompt.tolist()   # the same prompts, paired by position
+        assert list((run.root / "cache" / "generations").glob(f"{method}-seed1-*"))   # sampled under its own name
+    assert baselines_stage(run).seeds == trained.seeds   # finished: loaded, not trained again
 
 
 def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(built, tmp_path):
@@ -256,6 +271,23 @@ def test_reasoning_judge_run_reads_no_heads_and_coded_shares_count_its_records(b
         assert pooled_rates[f"reasoning_judge_{rate}_pooled"] == pytest.approx(k / n) and lo - 1e-12 <= k / n <= hi
         assert (lo, hi) == pytest.approx(wilson_ci(k, n)[1:])
     assert pooled_rates["base_ssa_rate_pooled"] == pytest.approx(summary_metrics(records[("base", 0)])["ssa_rate"])
+    # the same per slice of the harmful prompts, with the coded share of the unsafe reasoning per slice
+    slices = pooled_slice_metrics(records, surface)
+    for name, suffix in SLICE_SUFFIX.items():
+        rate = f"reasoning_harm_rate{suffix}"
+        if isinstance(one.get(rate), CountedRate):
+            k, n = one[rate].k + half[rate].k, one[rate].n + half[rate].n
+            key = f"reasoning_judge_reasoning_harm_rate_{name}"
+            assert slices[key] == pytest.approx(k / n)
+            assert slices[f"{key}_ci_low"] - 1e-12 <= k / n <= slices[f"{key}_ci_high"] + 1e-12
+    assert "reasoning_judge_ssa_rate_core" in slices and "reasoning_judge_ssa_rate_unseen" in slices
+    harmful = result.records[result.records.kind == "harmful"]
+    core = harmful[prompt_slices(harmful) == "core"]
+    coded, unsafe = coded_counts(core, surface)
+    half_h = records[("reasoning_judge", 1)][records[("reasoning_judge", 1)].kind == "harmful"]
+    c2, u2 = coded_counts(half_h[prompt_slices(half_h) == "core"], surface)
+    if unsafe + u2:
+        assert slices["reasoning_judge_coded_share_core"] == pytest.approx((coded + c2) / (unsafe + u2))
     changed = open_run(load_params(None, **tiny_params(tmp_path, r2l={"w_lat": 0.3})), progress=False)
     with pytest.raises(StaleArtifactError, match=r"r2l\.w_lat: 0\.5 -> 0\.3"):
         r2l_run(changed, "reasoning_judge", 0)

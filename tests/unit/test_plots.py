@@ -45,6 +45,15 @@ def test_run_dots_one_dot_per_run_and_the_reference_line():
     plt.close(fig)
 
 
+def test_run_dots_wrap_panels_that_would_be_too_wide_for_a_page():
+    rows = {v: pd.DataFrame({m: [0.1, 0.2] for m in "abcd"}) for v in ("p", "q", "r", "s", "t")}
+    fig = plots.run_dots(rows, {m: m.upper() for m in "abcd"})
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 4 and fig.get_figwidth() <= plots.MAX_WIDTH
+    assert len({round(ax.get_position().y0, 3) for ax in shown}) == 2          # two rows of panels
+    plt.close(fig)
+
+
 def test_method_table_one_cell_per_method_and_column():
     columns = pd.MultiIndex.from_tuples([("direct", "reasoning"), ("direct", "response")])
     table = pd.DataFrame([[0.5, 0.25], [0.0, float("nan")]], index=["base", "craft"], columns=columns)
