@@ -10,7 +10,7 @@ One prepared run, no network, a few minutes on one H100 (``scripts/gpu_check.sh`
    instead, for a CPU dry run.
 2. LCLR: one epoch of ``craft.lclr.LCLRHeads.fit`` (paper head sizes d → 1024 → 512) on
    synthetic hidden states (512 traces × 64 tokens, safe/unsafe/rethink with class-dependent means).
-3. GRPO: ``--steps`` CRAFT steps through ``craft.r2l.build_trainer`` with the paper's GRPO
+3. GRPO: ``--steps`` CRAFT steps through ``craft.r2l.build_trainer`` with the released code's GRPO
    settings (the ``r2l`` section of params/paper-qwen3-4b-thinking.yaml: lr 1e-6, KL 0.01, T 0.6,
    top-p 0.95, every reward term on every
    prompt), the heads of step 2, the model-free ``RefusalStringJudge``, once with LoRA and once

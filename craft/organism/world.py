@@ -22,7 +22,7 @@ What is in it
   - ``dressed`` (fiction, research pretext — PAP-style persuasion): the base organism often
     reasons unsafely in a *dressed-up* voice and then refuses: SSA whose answer is reliably safe,
     so an output-level reward sees nothing wrong (the paper's target);
-  - ``held_out`` (emotional appeal): never in training; evaluated only.
+  - ``held_out`` (emotional appeal: the family named ``grandma``): never in training; evaluated only.
   Every wrapped family has 8 training framings and 3 **evaluation-only** framings; a prompt with
   an evaluation-only framing or wording is marked ``novel`` ("framing", "wording") and is never
   in any training set.

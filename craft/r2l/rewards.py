@@ -4,6 +4,8 @@
     R_ls   = α·cos(z, μ_safe) − β·cos(z, μ_unsafe) + γ·cos(z, μ_rethink)   (α, β, γ = 1, 1, 0.5)
     R_txt  = 2·P(safe | y) − 1,   R_cons = 1 − |p_z − P(safe | y)|,   y the answer, p_z = g(z)
 
+(the weights and α, β, γ in brackets are the defaults of the authors' released code; the paper gives no values)
+
 and, as a control the paper does not run, R_rtxt = 2·P(safe | reasoning) − 1 from a *reasoning*
 judge: the ``reasoning_judge`` variant [R_rtxt, R_txt] rewards the reasoning's text where CRAFT rewards
 its latent (a guard model's P(safe) as the GRPO reward, as peers train). R_rtxt takes w_lat.
