@@ -27,8 +27,9 @@ the trainer is built (TRL would reload ``config._name_or_path`` from disk, which
 does not have). On resume pass the same starting policy again: the checkpoint restores the trained
 weights, the copy restores the reference.
 
-Hyper-parameters: the config defaults are ours for the organism on CPU, untuned; the preference
-run reuses R2L's organism lr 1e-4 (constant), 80 steps and TRL's β = 0.1.
+Hyper-parameters: the config defaults are ours for the organism on CPU; the preference run starts from
+R2L's organism lr 1e-4 (constant), 80 steps and TRL's β = 0.1, and notebook 04 chooses its learning rate
+on validation prompts (:func:`craft.stages.baselines.tune_stage`). The SFT run is not tuned.
 """
 
 from __future__ import annotations

@@ -187,13 +187,16 @@ def _sample(prompts: list, n: int, rng: random.Random) -> list:
     return [p for i, p in enumerate(prompts) if i in keep]
 
 
-def eval_prompts(world: World, sizes: EvalSizes, seed: int = 0) -> list:
+def eval_prompts(world: World, sizes: EvalSizes, seed: int = 0, split: str = "eval") -> list:
     """The held-out evaluation set: ``sizes`` prompts of each group, sampled with ``seed`` and kept
     in world order. Core prompts are a third direct (or all of them, when there are fewer), the rest
     split evenly between the jailbroken and dressed-up regimes; evaluation-only phrasings are split
-    evenly between framings and wordings."""
+    evenly between framings and wordings. ``split="train"`` draws the same groups from the training
+    split instead (a validation set: prompts training may see, never the evaluation's)."""
+    if split not in ("eval", "train"):
+        raise ValueError(f"split must be 'eval' or 'train', got {split!r}")
     rng = random.Random(seed)
-    harm = world.select(split="eval", kind="harmful")
+    harm = world.select(split=split, kind="harmful")
     core = {regime: [p for p in harm if p.regime == regime and not p.novel and not p.unseen_hazard]
             for regime in ("direct", "jailbroken", "dressed")}
     out = _sample(core["direct"], sizes.core // 3, rng)
@@ -204,5 +207,5 @@ def eval_prompts(world: World, sizes: EvalSizes, seed: int = 0) -> list:
     for novel in ("framing", "wording"):
         out += _sample([p for p in harm if p.novel == novel and not p.unseen_hazard], sizes.novel // 2, rng)
     out += _sample([p for p in harm if p.regime == "held_out" and not p.unseen_hazard], sizes.held_out, rng)
-    out += _sample(world.select(split="eval", kind="arithmetic"), sizes.arithmetic, rng)
-    return out + world.select(split="eval", kind="benign") * sizes.benign_repeats
+    out += _sample(world.select(split=split, kind="arithmetic"), sizes.arithmetic, rng)
+    return out + world.select(split=split, kind="benign") * sizes.benign_repeats

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from craft.config import from_dict
 from craft.io import load_json
 from craft.models import load_model
 from craft.organism.config import OrganismSourceConfig
-from craft.organism.corpus import TRACE_CLASS, eval_prompts, labelled_traces, r2l_prompts
+from craft.organism.corpus import TRACE_CLASS, EvalSizes, eval_prompts, labelled_traces, r2l_prompts
 from craft.organism.judge import OrganismJudge
 from craft.organism.text import FAMILIES, SYNONYM_GROUPS
 from craft.organism.world import World, reasoning_text, unsafe_opening
@@ -132,6 +133,13 @@ class OrganismSource:
         """The final evaluation set (``source.evaluation``): core prompts, unseen hazards, evaluation-only
         framings and wordings, the held-out attack family, arithmetic and benign-but-scary requests."""
         return eval_prompts(self.world, self.cfg.evaluation, self.seed)
+
+    def validation_prompts(self, sizes: Mapping) -> list[Prompt]:
+        """A validation set for choosing a baseline's hyper-parameters (notebook 04): ``sizes`` (the fields of
+        :class:`~craft.organism.corpus.EvalSizes`) prompts of each group drawn from the *training* split with
+        the run's seed, so no prompt of the evaluation set (or of the monitor set) is among them."""
+        return eval_prompts(self.world, from_dict(EvalSizes, dict(sizes), where="baselines.validation."), self.seed,
+                            split="train")
 
     def judge(self, role: str) -> OrganismJudge:
         """The ``reward``, ``reasoning`` or ``response`` judge: the organism's exact judge for all three;

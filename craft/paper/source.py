@@ -318,6 +318,10 @@ class PaperSource:
         roles = ("reward", "reasoning", "response")
         return {role: judge_identity(getattr(self.cfg, f"{role}_judge"), self.run_dir) for role in roles}
 
+    def validation_prompts(self, sizes):
+        raise ValueError("the baselines are not trained at paper scale, so nothing is tuned on validation prompts; "
+                         "set baselines.methods: [] and baselines.dpo_learning_rates: [] in the params file")
+
     def baseline_data(self, method: str, n: int, seed: int):
         raise ValueError(f"the {method} baseline needs training data the paper's baselines (STAR-1, SafeChain, "
                          "RealSafe-R1, IPO) do not ship in a form this package reads; set baselines.methods: [] "

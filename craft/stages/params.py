@@ -149,6 +149,8 @@ class BaselinesSection:
     workers: int = field(default=1, metadata=rule(ge=1))           # organism: baselines trained at once
     sft: dict = field(default_factory=dict)     # craft.baselines.SFTBaselineConfig fields
     dpo: dict = field(default_factory=dict)     # craft.baselines.DPOBaselineConfig fields
+    dpo_learning_rates: list[float] = field(default_factory=list)  # intervened_po: candidates chosen on validation
+    validation: dict = field(default_factory=dict)  # sizes of the validation prompts (organism: training split)
 
     def __post_init__(self):
         from craft.baselines import DPOBaselineConfig, SFTBaselineConfig
@@ -156,6 +158,11 @@ class BaselinesSection:
         check_fields(self)
         if set(self.methods) - set(BASELINES):
             raise ConfigError(f"methods: {self.methods} must be a list of {list(BASELINES)}")
+        if not all(isinstance(lr, (int, float)) and lr > 0 for lr in self.dpo_learning_rates):
+            raise ConfigError(f"dpo_learning_rates: {self.dpo_learning_rates} must be positive numbers")
+        if self.dpo_learning_rates and not self.validation:
+            raise ConfigError("dpo_learning_rates needs validation prompts to choose on: set baselines.validation "
+                              "(e.g. {core: 150, arithmetic: 100, benign_repeats: 1}), or dpo_learning_rates: []")
         from_dict(SFTBaselineConfig, self.sft, where="sft.")
         from_dict(DPOBaselineConfig, self.dpo, where="dpo.")
 

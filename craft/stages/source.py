@@ -10,6 +10,7 @@ their identity, the attack goals and the baselines' data. Two classes implement 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -98,6 +99,10 @@ class Source(Protocol):
 
     def baseline_data(self, method: str, n: int, seed: int) -> Any:
         """The training data of a baseline of notebook 04."""
+
+    def validation_prompts(self, sizes: Mapping) -> list[Prompt]:
+        """Prompts for choosing a baseline's hyper-parameters (``baselines.validation``), none of them in the
+        evaluation set."""
 
 
 def build_identity(params: Params) -> dict:

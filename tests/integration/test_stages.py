@@ -411,6 +411,31 @@ def test_baselines_trained_in_workers_are_those_trained_in_process(built, tmp_pa
     assert baselines_stage(run) == workers                    # finished: loaded, not trained again
 
 
+def test_intervened_po_learning_rate_is_chosen_on_validation_prompts_and_every_seed_trains_with_it(built, tmp_path):
+    from craft.stages.baselines import baselines_stage, choose_learning_rate, trained, tune_stage
+
+    run = fresh(built, tmp_path, r2l={"n_seeds": 2}, baselines={
+        "methods": ["intervened_po"], "dpo_learning_rates": [1e-4, 3e-5],
+        "validation": {"core": 6, "arithmetic": 4, "benign_repeats": 1}})
+    validation = {p.text for p in run.source.validation_prompts(run.params.baselines.validation)}
+    assert validation and not validation & {p.text for p in run.source.eval_prompts()}       # never the test
+    assert not validation & {p.text for p in run.source.monitor_prompts()}
+    assert trained(run) == {}                          # candidates not trained yet: nothing to evaluate
+    tuning = tune_stage(run)
+    assert list(tuning.table.policy) == ["base", "intervened_po-lr0.0001", "intervened_po-lr3e-05"]
+    assert tuning.learning_rate == choose_learning_rate(tuning.table.iloc[1:], tuning.table.iloc[0])
+    assert tuning.table.chosen.sum() == 1 and tuning.n_prompts == len(run.source.validation_prompts(
+        run.params.baselines.validation))
+    result = baselines_stage(run)
+    assert result.tuning.learning_rate == tuning.learning_rate
+    chosen = run.baseline_dir("tune") / f"intervened_po-lr{tuning.learning_rate:g}" / "policy"
+    same = [content_hash(f"{path}/model.safetensors") for path in (chosen, result["intervened_po"])]
+    assert same[0] == same[1]                          # seed 0 trained again with the chosen rate: the same weights
+    assert set(result.seeds) == {("intervened_po", 0), ("intervened_po", 1)}
+    assert trained(run) == dict(result)
+    assert result.metrics["intervened_po_tuned_learning_rate"] == tuning.learning_rate
+
+
 # ----------------------------------------------------------------------------- one path for notebook and CLI
 
 def test_cli_and_notebook_path_train_the_same_run(built, tmp_path):
