@@ -2,6 +2,7 @@
 
     craft {build,probe,lclr,r2l,baselines,evaluate,monitor,attacks} --config params/organism.yaml
     python -m craft r2l --config params/paper-qwen3-4b-thinking.yaml --variant craft
+    craft fork runs/default runs/no-cons --set r2l.w_cons=0      (then: craft r2l --config runs/no-cons/params.yaml)
 
 Each stage calls the same runner as the notebooks (:mod:`craft.stages`), so the artifacts under
 ``run_dir`` are the ones the notebooks load. Under ``accelerate launch`` or ``torchrun`` every rank
@@ -26,11 +27,13 @@ HELP = {"build": "Build the base organism, or check the paper-scale policy (note
         "evaluate": "Reasoning and response harmfulness, SSA and capability of every policy (paper §6; notebook 04).",
         "monitor": "Read the reasoning as it streams: latent monitor, stop, obfuscation check (notebook 06).",
         "attacks": "Adaptive attacks (GCG, a GPTFuzzer-style fuzzer) on base, output-only and CRAFT (notebook 07)."}
+FORK_HELP = ("Branch a run: copy it into a new folder with changed settings; its stages then reuse every artifact "
+             "the change leaves intact and make again the rest.")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="craft", description="Run one stage of a CRAFT params file.")
-    sub = p.add_subparsers(dest="stage", required=True, metavar="{" + ",".join(HELP) + "}")
+    sub = p.add_subparsers(dest="stage", required=True, metavar="{" + ",".join([*HELP, "fork"]) + "}")
     for stage, text in HELP.items():
         s = sub.add_parser(stage, help=text, description=text)
         s.add_argument("--config", required=True, help="a params file (params/organism.yaml, params/paper-....yaml)")
@@ -45,7 +48,23 @@ def parser() -> argparse.ArgumentParser:
                            help="train the ablations of notebook 05 into its folder (default variants: "
                                 "ablations.variants; seeds: ablations.n_seeds, no_lclr's ablations.head_draws; "
                                 "evaluated every ablations.eval_every)")
+    f = sub.add_parser("fork", help=FORK_HELP, description=FORK_HELP)
+    f.add_argument("source", help="the run folder to branch from (e.g. runs/default)")
+    f.add_argument("target", help="a new folder for the fork (e.g. runs/no-cons)")
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a changed setting, e.g. r2l.w_cons=0 or latent.pool=last (repeat for more)")
+    f.add_argument("--config", help="the source run's params file (default: the organism, params/organism.yaml)")
+    f.add_argument("--debug", action="store_true", help="on an error, the whole traceback, not one line")
     return p
+
+
+
+def _fork(args) -> dict:
+    from craft.stages.fork import fork_run, parse_set
+
+    params = fork_run(args.source, args.target, parse_set(args.set), args.config)
+    return {"run_dir": params.run_dir, "params": f"{args.target.rstrip('/')}/params.yaml",
+            "changes": parse_set(args.set)}
 
 
 def _summary(stage: str, run) -> dict:
@@ -109,6 +128,10 @@ def _run(args) -> dict:
     from craft.runs import rank
     from craft.stages import load_params, open_run
 
+    if args.stage == "fork":
+        summary = _fork(args)
+        sys.stdout.write(json.dumps({"stage": "fork", "summary": summary}, sort_keys=True, default=str) + "\n")
+        return summary
     params = load_params(args.config, **({"run_dir": args.run_dir} if args.run_dir else {}))
     run = open_run(params, progress=not args.no_progress)
     if args.stage == "r2l":

@@ -1,4 +1,5 @@
-"""Notebook helpers: the ``%%only`` cell magic and the check of papermill's parameters.
+"""Notebook helpers: the ``%%only`` cell magic, the check of papermill's parameters, and the package's source
+shown under an equation.
 
 Every notebook runs at two scales from the same file: the organism run (default parameters) and the
 paper-scale run (``papermill -f params/paper-….yaml``, which sets ``source.kind: paper``). A cell
@@ -13,6 +14,9 @@ show as usual, and an exception in it fails the cell, so that papermill and nbva
 
 :func:`check_parameters` turns papermill's warning about an unknown parameter (``-p stepz 5``, which
 papermill injects and then ignores) into an error that names it.
+
+:func:`show_source` puts the package's own code for an equation on the page (``inspect.getsource``, rendered as
+Markdown, so it shows in the static book too): what the reader sees is what runs, and cannot drift from it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,22 @@ from collections.abc import Iterable
 
 SCALES = ("organism", "paper")
 INJECTED_HEADER = "# Parameters"      # papermill's first line of the cell it injects
+
+
+def show_source(*objects):
+    """An IPython ``Markdown`` block with the source of each function, method or class in ``objects``, each
+    headed by its dotted name."""
+    import inspect
+    import textwrap
+
+    from IPython.display import Markdown
+
+    blocks = []
+    for obj in objects:
+        name = f"{obj.__module__}.{obj.__qualname__}"
+        code = textwrap.dedent(inspect.getsource(obj)).rstrip()
+        blocks.append(f"`{name}`\n\n```python\n{code}\n```")
+    return Markdown("\n\n".join(blocks))
 
 
 def current_scale(namespace: dict) -> str:

@@ -43,6 +43,8 @@ __all__ = ["Artifact", "DamagedFileError", "RunLockedError", "StaleArtifactError
            "last_complete_checkpoint", "locked", "model_fingerprint", "train"]
 
 IDENTITY, DONE, LOCK = "identity.json", "DONE", ".lock"
+# A copied artifact of a forked run (craft.stages.fork): loaded while its identity holds, made again when not.
+INHERITED = "INHERITED"
 log = logging.getLogger(__name__)
 _HASH_MEMO: dict[tuple, str] = {}
 
@@ -214,20 +216,23 @@ class Artifact:
         A folder of another identity is emptied (``recompute``) or refused; an unfinished one (a run
         that crashed or was stopped under other settings) is moved aside to ``<folder>.unfinished-<time>``
         so that it never blocks the corrected run and nothing is lost; a folder with files but no
-        identity (not made by this package, or by an older version) is refused.
+        identity (not made by this package, or by an older version) is refused. A folder a fork copied
+        (it holds :data:`INHERITED`; :func:`craft.stages.fork.fork_run`) is a copy, so it is emptied
+        and made again, like a cache: its original stays in the run it was copied from.
         """
         stored = self._stored()
         foreign = stored is None and self.path.is_dir() and any(
             p.name not in (LOCK,) for p in self.path.iterdir())
+        inherited = (self.path / INHERITED).is_file()
         if stored is not None and stored != self._canonical() or foreign:
             why = "\n  ".join(self.changes()) if stored is not None else "it has no identity.json"
-            if not self.recompute and (foreign or (self.path / DONE).is_file()):
+            if not (self.recompute or inherited) and (foreign or (self.path / DONE).is_file()):
                 raise StaleArtifactError(
                     f"{self.path} holds a {self.what} made from other settings or inputs:\n  {why}\n"
                     f"Nothing was changed. Delete that folder to make it again with the new settings, or "
                     f"choose another run_dir to keep both.")
             if is_main_process():
-                self._clear(keep=not self.recompute, why=why)
+                self._clear(keep=not (self.recompute or inherited), why=why)
         elif self.done:
             return True
         if is_main_process():

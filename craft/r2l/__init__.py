@@ -11,9 +11,11 @@ module                 what it holds
 :mod:`.scorers`        what the rewards share: the latent scorer (heads on THE latent) and
                        the text judge with its failure rule
 :mod:`.rollout`        TRL rollouts that keep the latent computed while generating
+:mod:`.group`          one group by hand: its rewards and TRL's group advantages
 =====================  ==================================================================
 """
 
+from craft.r2l.group import group_advantages, score_group
 from craft.r2l.rewards import VARIANTS, build_rewards, judges_reasoning, uses_latent, variant_weights
 from craft.r2l.trainer import (
     GRPO_RESERVED,
@@ -30,5 +32,5 @@ from craft.r2l.trainer import (
 )
 
 __all__ = ["GRPO_RESERVED", "VARIANTS", "PeriodicEval", "R2LConfig", "build_rewards", "build_trainer", "grpo_config",
-           "judges_reasoning", "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for", "text_judge",
-           "text_judges", "uses_latent", "variant_weights"]
+           "group_advantages", "judges_reasoning", "latent_scorer", "lora_config", "make_prompt_dataset", "rollout_for",
+           "score_group", "text_judge", "text_judges", "uses_latent", "variant_weights"]

@@ -17,7 +17,9 @@ Every runner takes a :class:`~craft.stages.common.Run` (:func:`open_run` of
 :func:`~craft.stages.params.load_params`), writes under ``run_dir/<notebook stem>/`` (the run's
 folder layout: :class:`~craft.stages.common.Run`) and returns a result with its flat ``.metrics``.
 Each stage checks the identity of every upstream artifact it reads (the organism, the probe's layer,
-the heads, the trained policies) and refuses a stale one with the keys that changed.
+the heads, the trained policies) and refuses a stale one with the keys that changed. To change a
+setting without losing a run, branch it (:func:`~craft.stages.fork.fork_run`, ``craft fork``): in
+the fork a stage makes again what the change invalidates and loads the rest.
 
 The modules form layers, in notebook order, checked by import-linter (``pyproject.toml``): a module
 imports only from the layers below it.
@@ -28,7 +30,7 @@ imports only from the layers below it.
 3     ``lclr``
 2     ``probe``, ``build``
 1     ``completions`` (cached generation and judging, the service every stage uses)
-0     ``common`` (the run, its folders, the worker pool), then ``source`` and ``params``
+0     ``common`` (the run, its folders, the worker pool) and ``fork``, then ``source`` and ``params``
 ====  ==============================================================================================
 """
 

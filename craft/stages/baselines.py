@@ -171,11 +171,19 @@ def _artifact(run: Run, method: str, seed: int, learning_rate: float | None = No
 
 
 def _train(run: Run, method: str, seed: int, learning_rate: float | None = None, tune: bool = False) -> str:
-    """Train ``method`` with ``seed`` (or load it when finished with the same identity); its policy folder."""
+    """Train ``method`` with ``seed`` (or load it when finished with the same identity); its policy folder. A
+    finished candidate of :func:`tune_stage` with the same identity (the chosen one, on the run's seed) is copied,
+    not trained again: the same data, seed and settings give the same weights."""
     artifact = _artifact(run, method, seed, learning_rate, tune)
     folder = artifact.path
+    candidate = None if tune or learning_rate is None else _artifact(run, method, seed, learning_rate, tune=True)
     with locked(folder):
-        if not artifact.claim():
+        if artifact.claim():
+            return str(folder / "policy")
+        if candidate is not None and candidate.done:
+            if is_main_process():
+                shutil.copytree(candidate.path / "policy", folder / "policy")
+        else:
             model, tokenizer = run.source.load_policy(train=True)
             model = _TRAIN[method][3](model, tokenizer, _data(run, method, seed),
                                       _config(run, method, seed, learning_rate), str(folder / "trainer"))
@@ -185,7 +193,7 @@ def _train(run: Run, method: str, seed: int, learning_rate: float | None = None,
                 shutil.rmtree(folder / "trainer", ignore_errors=True)
             del model
             free_memory()
-            artifact.finish()
+        artifact.finish()
     return str(folder / "policy")
 
 

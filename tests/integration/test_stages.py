@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -430,10 +431,103 @@ def test_intervened_po_learning_rate_is_chosen_on_validation_prompts_and_every_s
     assert result.tuning.learning_rate == tuning.learning_rate
     chosen = run.baseline_dir("tune") / f"intervened_po-lr{tuning.learning_rate:g}" / "policy"
     same = [content_hash(f"{path}/model.safetensors") for path in (chosen, result["intervened_po"])]
-    assert same[0] == same[1]                          # seed 0 trained again with the chosen rate: the same weights
+    assert same[0] == same[1]                          # seed 0 is the chosen candidate: the same weights, copied
     assert set(result.seeds) == {("intervened_po", 0), ("intervened_po", 1)}
     assert trained(run) == dict(result)
     assert result.metrics["intervened_po_tuned_learning_rate"] == tuning.learning_rate
+
+
+# ----------------------------------------------------------------------------- one GRPO group by hand
+
+def test_one_group_by_hand_sums_the_variants_rewards_and_normalises_them_as_trl_does(built, tmp_path):
+    from craft.r2l import group_advantages, score_group
+    from craft.stages.probe import resolve_latent
+    from craft.stages.r2l import r2l_config
+
+    run = fresh(built, tmp_path)
+    model, tok = run.source.load_policy()
+    prompt = next(p for p in run.source.train_prompts(0) if p.kind == "harmful")
+    text = tok.apply_chat_template([{"role": "user", "content": prompt.text}], add_generation_prompt=True,
+                                   tokenize=False)
+    enc = tok(text, return_tensors="pt", add_special_tokens=False)
+    torch.manual_seed(0)
+    out = model.generate(**enc, do_sample=True, max_new_tokens=24, num_return_sequences=6,
+                         pad_token_id=tok.pad_token_id)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    ids = [(row[:row.index(eos) + 1] if eos in row else row) for row in out[:, enc.input_ids.shape[1]:].tolist()]
+    judge = run.source.judge("reward")
+    craft = score_group(model, tok, prompt, ids, r2l_config(run, "craft", 0), judge, trained_heads(run),
+                        resolve_latent(run))
+    assert list(craft.columns) == ["reasoning", "answer", "r_ls", "r_txt", "r_cons", "reward", "advantage"]
+    np.testing.assert_allclose(craft.reward, 0.5 * craft.r_ls + 0.4 * craft.r_txt + 0.2 * craft.r_cons, atol=1e-6)
+    np.testing.assert_allclose(craft.advantage, group_advantages(craft.reward), atol=1e-9)
+    p_safe = np.asarray(judge.score([prompt.text] * len(ids), list(craft.answer)), dtype=float)
+    np.testing.assert_allclose(craft.r_txt, 2 * p_safe - 1, atol=1e-6)           # R_txt = 2 P(safe | y) - 1
+    assert ((craft.r_cons >= 0) & (craft.r_cons <= 1)).all()
+    output_only = score_group(model, tok, prompt, ids, r2l_config(run, "output_only", 0), judge)
+    assert list(output_only.columns) == ["reasoning", "answer", "r_txt", "reward", "advantage"]
+    np.testing.assert_allclose(output_only.r_txt, craft.r_txt)                   # the same judge on the same answers
+
+
+# ----------------------------------------------------------------------------- a forked run
+
+def test_a_fork_with_another_w_cons_reuses_organism_probe_heads_and_retrains_only_what_reads_w_cons(built, tmp_path):
+    from craft.cli import main
+    from craft.stages.fork import fork_run
+
+    source = fresh(built, tmp_path / "src")
+    config = tmp_path / "src" / "params.yaml"
+    config.write_text(yaml.safe_dump(tiny_params(tmp_path / "src")))
+    probe_stage(source)
+    before = {v: r2l_run(source, v, 0) for v in ("output_only", "craft")}
+    weights = {v: content_hash(r.path / "model" / "model.safetensors") for v, r in before.items()}
+    identity = io.load_json(before["craft"].path / "identity.json")
+
+    params = fork_run(source.root, tmp_path / "fork", {"r2l": {"w_cons": 0.0}}, config)
+    fork = open_run(params, progress=False)
+    assert fork.root == io.resolve(str(tmp_path / "fork"))
+    assert build_stage(fork).cached and probe_stage(fork).cached and lclr_stage(fork).cached   # reused, not redone
+    assert r2l_run(fork, "output_only", 0).cached          # output-only never reads w_cons: reused
+    retrained = r2l_run(fork, "craft", 0)                  # reads it: made again, not refused
+    assert not retrained.cached and io.load_json(retrained.path / "identity.json")["r2l"]["w_cons"] == 0.0
+    # the source run is untouched: the same weights, identity and finished marks
+    assert {v: content_hash(r.path / "model" / "model.safetensors") for v, r in before.items()} == weights
+    assert io.load_json(before["craft"].path / "identity.json") == identity
+    assert r2l_run(source, "craft", 0).cached
+    with pytest.raises(StaleArtifactError, match=r"r2l\.w_cons: 0\.2 -> 0"):   # outside a fork, still refused
+        r2l_run(open_run(load_params(None, **tiny_params(tmp_path / "src", r2l={"w_cons": 0.0})), progress=False),
+                "craft", 0)
+    # the command line: the same fork, and a params file the stages run on
+    summary = main(["fork", str(source.root), str(tmp_path / "cli"), "--config", str(config), "--set", "r2l.w_cons=0"])
+    forked = load_params(tmp_path / "cli" / "params.yaml")
+    assert forked.r2l.w_cons == 0.0 and forked.run_dir == str(tmp_path / "cli") and forked.figures_dir == ""
+    assert summary["changes"] == {"r2l": {"w_cons": 0}}
+    assert not (tmp_path / "cli" / "executed").exists() and (tmp_path / "cli" / "fork.json").is_file()
+
+
+def test_a_fork_refuses_bad_input_and_writes_nothing(built, tmp_path):
+    from craft.config import ConfigError
+    from craft.stages.fork import fork_run, parse_set
+
+    source = fresh(built, tmp_path / "src")
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(tiny_params(tmp_path / "src")))
+    with pytest.raises(ConfigError, match="w_konss"):
+        fork_run(source.root, tmp_path / "a", {"r2l": {"w_konss": 0.0}}, config)
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not empty"):
+        fork_run(source.root, tmp_path / "b", {}, config)
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["mine.txt"]
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        fork_run(tmp_path / "nothing", tmp_path / "c", {}, config)
+    with pytest.raises(ValueError, match="outside it"):
+        fork_run(source.root, source.root / "inner", {}, config)
+    assert parse_set(["r2l.w_cons=0", "latent.pool=last", "r2l.variants=[craft]"]) == {
+        "r2l": {"w_cons": 0, "variants": ["craft"]}, "latent": {"pool": "last"}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_set(["w_cons"])
 
 
 # ----------------------------------------------------------------------------- one path for notebook and CLI

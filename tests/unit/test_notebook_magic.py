@@ -1,6 +1,6 @@
 """``%%only``: a cell of one scale runs in that scale's run, is skipped in the other, and its errors
 still fail the cell (so papermill and nbval see them). ``check_parameters``: a parameter papermill
-injected that the notebook does not declare is an error naming it."""
+injected that the notebook does not declare is an error naming it. ``show_source``: the package's code as Markdown."""
 
 import pytest
 from IPython.testing.globalipapp import get_ipython
@@ -84,3 +84,17 @@ def test_check_parameters_reads_the_kernel_history(ip):
         check_parameters()
     finally:
         ip.user_ns["In"] = history
+
+
+def test_show_source_puts_the_package_code_on_the_page_as_markdown():
+    from IPython.display import Markdown
+
+    from craft.notebook import show_source
+    from craft.r2l import group_advantages
+    from craft.r2l.rewards import ConsistencyReward
+
+    shown = show_source(group_advantages, ConsistencyReward.values)
+    assert isinstance(shown, Markdown)
+    assert "`craft.r2l.group.group_advantages`" in shown.data and "def group_advantages(" in shown.data
+    assert "`craft.r2l.rewards.ConsistencyReward.values`" in shown.data
+    assert shown.data.count("```python") == 2 and "\n    def values" not in shown.data     # dedented
