@@ -9,6 +9,7 @@ matplotlib draws the rest. No global style is set: importing this module changes
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -575,3 +576,35 @@ def attack_regimes(per_seed: pd.DataFrame) -> plt.Figure:
 def _cycle(i: int) -> str:
     """The i-th colour of the colour-blind-safe palette (for series with no fixed colour)."""
     return sns.color_palette("colorblind", 10).as_hex()[i % 10]
+
+
+def token_heat(tokens: Sequence[str], values: Sequence[float], *, threshold: float | None = None,
+               marks: dict[int, str] | None = None, label: str = "p_z") -> str:
+    """Static HTML of ``tokens``, each on the colour of its value in [0, 1] (``RdBu``: red near 0, blue near 1;
+    the value in its tooltip), so that a notebook page or the rendered book shows a value per token without a
+    kernel. ``threshold``: tokens at or below it are underlined; ``marks``: ``{token index: text}`` shown in a
+    box before that token (e.g. where a monitor's alarm fired)."""
+    import html
+
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    if len(tokens) != len(values):
+        raise ValueError(f"{len(tokens)} tokens but {len(values)} values: one value per token")
+    cmap, marks = colormaps["RdBu"], marks or {}
+    spans = []
+    for i, (token, v) in enumerate(zip(tokens, values)):
+        if i in marks:
+            box = "border:1px solid #000;padding:0 2px;font-size:80%"
+            spans.append(f'<span style="{box}">{html.escape(marks[i])}</span>')
+        r, g, b, _ = cmap(float(np.clip(v, 0.0, 1.0)))
+        ink = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "#fff"
+        under = "text-decoration:underline;" if threshold is not None and v <= threshold else ""
+        spans.append(f'<span title="{label} = {v:.3f}" style="background:{to_hex((r, g, b))};color:{ink};{under}">'
+                     f"{html.escape(token)}</span>")
+    legend = (f'<div style="font-size:80%">{label}: <span style="background:{to_hex(cmap(0.0))};color:#fff">0</span> '
+              f'<span style="background:{to_hex(cmap(0.5))}">0.5</span> '
+              f'<span style="background:{to_hex(cmap(1.0))};color:#fff">1</span>'
+              + (f"; underlined: at or below {threshold:.3f}" if threshold is not None else "") + "</div>")
+    return f'<div style="font-family:monospace;white-space:pre-wrap;line-height:1.6">{"".join(spans)}</div>{legend}'
+

@@ -109,3 +109,13 @@ def test_coupled_ssa_draws_the_measured_mean_and_each_model_path():
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.05, 0.25])      # mean over seeds
     assert [line.get_label() for line in top.get_lines()] == ["model: coupled", "model: independent"]
     plt.close(fig)
+
+
+def test_token_heat_colours_each_token_by_its_value_and_marks_the_alarm():
+    html = plots.token_heat(["take", " the", " <x>"], [0.9, 0.4, 0.1], threshold=0.2, marks={2: "alarm"})
+    assert html.count('title="p_z = ') == 3 and 'title="p_z = 0.100"' in html
+    assert "&lt;x&gt;" in html and "<x>" not in html                          # token text is escaped
+    assert html.count("text-decoration:underline") == 1                        # only 0.1 is at or below 0.2
+    assert html.index(">alarm<") < html.index("&lt;x&gt;")                     # the mark sits before its token
+    with pytest.raises(ValueError, match="one value per token"):
+        plots.token_heat(["a"], [0.1, 0.2])
