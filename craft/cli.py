@@ -62,9 +62,9 @@ def parser() -> argparse.ArgumentParser:
 def _fork(args) -> dict:
     from craft.stages.fork import fork_run, parse_set
 
-    params = fork_run(args.source, args.target, parse_set(args.set), args.config)
-    return {"run_dir": params.run_dir, "params": f"{args.target.rstrip('/')}/params.yaml",
-            "changes": parse_set(args.set)}
+    changes = parse_set(args.set)
+    params = fork_run(args.source, args.target, changes, args.config)
+    return {"run_dir": params.run_dir, "params": f"{args.target.rstrip('/')}/params.yaml", "changes": changes}
 
 
 def _summary(stage: str, run) -> dict:

@@ -8,6 +8,7 @@ matplotlib draws the rest. No global style is set: importing this module changes
 
 from __future__ import annotations
 
+import html
 import warnings
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 
 CB = dict(zip(("blue", "orange", "green", "vermillion", "purple", "brown", "pink", "grey", "yellow", "sky"),
               sns.color_palette("colorblind", 10).as_hex()))
@@ -584,11 +587,6 @@ def token_heat(tokens: Sequence[str], values: Sequence[float], *, threshold: flo
     the value in its tooltip), so that a notebook page or the rendered book shows a value per token without a
     kernel. ``threshold``: tokens at or below it are underlined; ``marks``: ``{token index: text}`` shown in a
     box before that token (e.g. where a monitor's alarm fired)."""
-    import html
-
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
     if len(tokens) != len(values):
         raise ValueError(f"{len(tokens)} tokens but {len(values)} values: one value per token")
     cmap, marks = colormaps["RdBu"], marks or {}

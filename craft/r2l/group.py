@@ -29,11 +29,10 @@ from craft.lclr import LCLRHeads
 from craft.models import split_reasoning
 from craft.r2l.rewards import build_rewards
 from craft.r2l.trainer import R2LConfig, make_prompt_dataset
+from craft.theory import TRL_STD_EPS
 from craft.types import Prompt
 
 __all__ = ["TRL_STD_EPS", "group_advantages", "score_group"]
-
-TRL_STD_EPS = 1e-4        # GRPOTrainer: advantages / (std_rewards + 1e-4)
 
 
 def group_advantages(rewards: Sequence[float], scale_rewards: str = "group") -> np.ndarray:
