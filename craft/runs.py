@@ -32,20 +32,22 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from craft.config import diff
 from craft.io import DamagedFileError, atomic_write, load_json
 
 __all__ = ["Artifact", "DamagedFileError", "RunLockedError", "StaleArtifactError", "content_hash", "is_main_process",
            "json_hash",
-           "last_complete_checkpoint", "locked", "model_fingerprint", "train"]
+           "last_complete_checkpoint", "locked", "model_fingerprint", "on_main_process", "train"]
 
 IDENTITY, DONE, LOCK = "identity.json", "DONE", ".lock"
 # A copied artifact of a forked run (craft.stages.fork): loaded while its identity holds, made again when not.
 INHERITED = "INHERITED"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _HASH_MEMO: dict[tuple, str] = {}
 
 
@@ -124,6 +126,35 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def on_main_process(decide: Callable[[], T]) -> T:
+    """``decide()`` on the main process only, its result (or its error) handed to every rank.
+
+    In a distributed launch (``WORLD_SIZE`` > 1) the other ranks must not decide for themselves what a
+    folder holds while the main process is changing it: they would see its half-made state (a folder
+    without its identity yet, a temporary file) and decide otherwise. The launch's process group is
+    joined here if nothing joined it yet (``accelerate.PartialState``, which the trainer uses later).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return decide()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState()
+    box: list = [None]
+    if dist.get_rank() == 0:
+        try:
+            box = [(True, decide())]
+        except Exception as e:          # every rank raises it, none waits for a main process that has stopped
+            box = [(False, e)]
+    dist.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 @contextlib.contextmanager
 def locked(folder: str | Path, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (created if needed) for the block; raise
@@ -160,6 +191,11 @@ def locked(folder: str | Path, wait: bool = False) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- artifacts
+
+def _temporary(name: str) -> bool:
+    """A file :func:`craft.io.atomic_write` has not renamed yet (``.<name>.<pid>.<thread>.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
 
 class Artifact:
     """An output folder and the identity that made it (see the module docstring).
@@ -219,10 +255,16 @@ class Artifact:
         identity (not made by this package, or by an older version) is refused. A folder a fork copied
         (it holds :data:`INHERITED`; :func:`craft.stages.fork.fork_run`) is a copy, so it is emptied
         and made again, like a cache: its original stays in the run it was copied from.
+
+        In a distributed launch the main process decides and the other ranks follow it
+        (:func:`on_main_process`).
         """
+        return on_main_process(self._claim)
+
+    def _claim(self) -> bool:
         stored = self._stored()
-        foreign = stored is None and self.path.is_dir() and any(
-            p.name not in (LOCK,) for p in self.path.iterdir())
+        foreign = stored is None and self.path.is_dir() and any(      # a crashed write's temporary file is not
+            p.name != LOCK and not _temporary(p.name) for p in self.path.iterdir())      # another's output
         inherited = (self.path / INHERITED).is_file()
         if stored is not None and stored != self._canonical() or foreign:
             why = "\n  ".join(self.changes()) if stored is not None else "it has no identity.json"

@@ -122,7 +122,9 @@ def generation_settings(run: Run, seed: int | None = None) -> GenerationSettings
 
 
 def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+    """Under a distributed launch: its process group joined, or about to be (``WORLD_SIZE`` > 1)."""
+    return (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def run_in_workers(run: Run, fn: Callable, jobs: Sequence[tuple], workers: int, desc: str = "") -> bool:

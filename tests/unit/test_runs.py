@@ -15,6 +15,7 @@ from craft.runs import (
     json_hash,
     last_complete_checkpoint,
     locked,
+    on_main_process,
 )
 
 
@@ -119,6 +120,58 @@ def test_only_the_main_process_writes(tmp_path, monkeypatch):
     with locked(tmp_path / "z"):       # other ranks follow their main process: no lock, no folder
         pass
     assert not (tmp_path / "z").exists()
+
+
+def test_a_crashed_writes_temporary_file_does_not_make_a_folder_foreign(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / ".lock").write_text("")
+    (folder / ".identity.json.4242.1.tmp").write_text('{"a": ')      # what a main process is writing, or left
+    assert Artifact(folder, {"a": 1}).claim() is False
+    assert json.loads((folder / "identity.json").read_text()) == {"a": 1}
+
+
+def _rank(rank: int, port: int, out: str, fail: bool) -> None:
+    """One rank of a two-process gloo launch (the environment torchrun gives its processes)."""
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    decided = []
+
+    def decide():
+        decided.append(rank)
+        if fail:
+            raise StaleArtifactError(f"refused by rank {rank}")
+        return f"rank {rank}'s answer"
+
+    try:
+        result = on_main_process(decide)
+    except StaleArtifactError as e:
+        result = f"raised: {e}"
+    with open(f"{out}/{rank}.json", "w") as f:
+        json.dump({"result": result, "decided": decided}, f)
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()        # as the CLI ends a launch: a clean exit for both
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_in_a_distributed_launch_every_rank_follows_the_main_process(tmp_path, fail):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_rank, args=(port, str(tmp_path), fail), nprocs=2, start_method="spawn")
+    got = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    expected = "raised: refused by rank 0" if fail else "rank 0's answer"
+    assert [g["result"] for g in got] == [expected, expected]
+    assert [g["decided"] for g in got] == [[0], []]          # rank 1 never looked for itself
 
 
 def test_a_locked_folder_refuses_a_second_holder(tmp_path):
