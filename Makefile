@@ -52,7 +52,7 @@ endif
 endif
 
 .PHONY: help venv test unit lint nb-verify nb-params nb-check test-exercises test-book reproduce notebooks \
-	exercises book chromium lab clean
+	exercises book chromium lab lab-student instructor-notes clean
 
 help: ## list targets
 	@echo "usage: make <target> [RUN=default|<a params/*.yaml name, e.g. paper-qwen3-4b-thinking>] [VENV=.venv]"
@@ -188,6 +188,12 @@ notebooks: reproduce ## re-run with defaults (RUN=default only), copy back over 
 
 lab: venv ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks
+
+lab-student: exercises ## write the student notebooks (make exercises) and open JupyterLab on them
+	$(VENV)/bin/jupyter lab build/exercises
+
+instructor-notes: venv ## rewrite docs/instructor-notes.md from the notebooks (a test checks it is current)
+	$(PY) scripts/instructor_notes.py
 
 clean: ## remove build/ (runs/ is kept)
 	rm -rf build

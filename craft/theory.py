@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -156,7 +157,8 @@ def group_advantages(counts: np.ndarray, rewards: np.ndarray, eps: float = TRL_S
 
 
 def grpo_expected_update(theta, rewards, group_size: int = 8, eps: float = TRL_STD_EPS,
-                         beta_kl: float = 0.0, theta_ref=None, scale_rewards: str = "group") -> np.ndarray:
+                         beta_kl: float = 0.0, theta_ref=None, scale_rewards: str = "group",
+                         advantages: Callable | None = None) -> np.ndarray:
     """Exact expected GRPO ascent direction dθ (len θ,) at θ for groups of ``group_size``.
 
     E_groups[Σ_i A_i ∇_θ log π(o_i) / G], enumerated over :func:`group_compositions`. With
@@ -164,10 +166,16 @@ def grpo_expected_update(theta, rewards, group_size: int = 8, eps: float = TRL_S
     field, which need not even ascend J for arbitrary rewards. With ``beta_kl > 0`` it subtracts
     β·∇_θ KL(π_ref ‖ π_θ) per token (reasoning, then answer), the expected gradient of TRL's k3
     per-token penalty exp(Δ) − Δ − 1, Δ = log π_ref − log π.
+    ``advantages(counts, rewards) -> (M, 4)`` replaces :func:`group_advantages` (then ``eps`` and
+    ``scale_rewards`` are unused): how an exercise runs the dynamics with an advantage a student wrote.
     """
     rewards = np.asarray(rewards, dtype=float)
     counts = group_compositions(group_size)                          # (M, 4)
-    adv = group_advantages(counts, rewards, eps, scale_rewards)      # (M, 4)
+    adv = group_advantages(counts, rewards, eps, scale_rewards) if advantages is None else \
+        np.asarray(advantages(counts, rewards), dtype=float)         # (M, 4)
+    if adv.shape != counts.shape:
+        raise ValueError(f"advantages(counts, rewards) must return one row per group and one column per outcome, "
+                         f"{counts.shape}; got {adv.shape}")
     per_group = (counts * adv) @ outcome_scores(theta) / group_size  # (M, len θ)
     d = composition_probs(theta, group_size) @ per_group
     return d if beta_kl == 0.0 else d - beta_kl * _kl_grad(theta, theta_ref)
@@ -208,12 +216,15 @@ def trajectory(theta0, rewards, steps: int, lr: float, group_size: int = 8, beta
     return np.array(out)
 
 
-def outcome_path(theta0, rewards, steps: int, lr: float, group_size: int = 8) -> np.ndarray:
+def outcome_path(theta0, rewards, steps: int, lr: float, group_size: int = 8, *, scale_rewards: str = "group",
+                 advantages: Callable | None = None) -> np.ndarray:
     """The probability of each outcome (:data:`OUTCOMES` order) along θ ← θ + lr·dθ, (steps + 1, 4): column 2
-    is the SSA rate (unsafe reasoning, refuse). θ may be the factorised (a, b) or the coupled (a, b_safe, b_unsafe)."""
+    is the SSA rate (unsafe reasoning, refuse). θ may be the factorised (a, b) or the coupled (a, b_safe, b_unsafe).
+    ``scale_rewards`` and ``advantages``: as in :func:`grpo_expected_update`."""
     theta, out = np.asarray(theta0, dtype=float), [outcome_probs(theta0)]
     for _ in range(steps):
-        theta = theta + lr * grpo_expected_update(theta, rewards, group_size)
+        theta = theta + lr * grpo_expected_update(theta, rewards, group_size, scale_rewards=scale_rewards,
+                                                  advantages=advantages)
         out.append(outcome_probs(theta))
     return np.array(out)
 
@@ -231,10 +242,12 @@ def flow_field(rewards, grid: int = 21, group_size: int = 8, lo: float = 0.01,
     return X, Y, X * (1 - X) * d[:, 0].reshape(X.shape), Y * (1 - Y) * d[:, 1].reshape(Y.shape)
 
 
-def ssa_corner_drift(rewards, x: float = 0.99, y: float = 0.01, group_size: int = 8) -> np.ndarray:
+def ssa_corner_drift(rewards, x: float = 0.99, y: float = 0.01, group_size: int = 8, *,
+                     scale_rewards: str = "group") -> np.ndarray:
     """The expected GRPO update (dx, dy) in probability space at a point near the SSA corner.
 
     Theorem 5.1, numerically: dx < 0 (away from unsafe reasoning) when w_cons > 0; dx = 0 under R_txt only.
+    ``scale_rewards="none"``: Dr. GRPO's advantages (no division by the group's std).
     """
-    d = grpo_expected_update(logits_from_xy(x, y), rewards, group_size)
+    d = grpo_expected_update(logits_from_xy(x, y), rewards, group_size, scale_rewards=scale_rewards)
     return np.array([x * (1 - x) * d[0], y * (1 - y) * d[1]])

@@ -234,12 +234,12 @@ class LCLRHeads(nn.Module):
     def _losses(self, full: Tensor, v1: Tensor, v2: Tensor, labels: Tensor,
                 judge: Tensor | None) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         """Total loss, its terms and z (B, D) for one batch. full, v1, v2: (B, d); labels (B,)."""
-        cfg = self.config
+        cfg, fns = self.config, {"proto": proto_loss, "inst": info_nce, **self._loss_fns}
         z, logit = self(full)
-        inst = info_nce(self.projection(self._prep(v1)), self.projection(self._prep(v2)), cfg.tau)
+        inst = fns["inst"](self.projection(self._prep(v1)), self.projection(self._prep(v2)), cfg.tau)
         cal = calibration_loss(logit, labels, judge, cfg.lambda_kl)
         if cfg.variant == "paper":
-            terms = {"proto": proto_loss(z, labels, self.prototypes.mu, cfg.margin, cfg.gamma_rethink),
+            terms = {"proto": fns["proto"](z, labels, self.prototypes.mu, cfg.margin, cfg.gamma_rethink),
                      "inst": inst, "cal": cal}
             weights = {"proto": 1.0, "inst": cfg.lambda_inst, "cal": cfg.lambda_cal}
         else:
@@ -263,17 +263,34 @@ class LCLRHeads(nn.Module):
         self.prototypes.update(z, labels[idx])      # after backward: proto_loss saved mu for it
         return {k: v.detach().item() for k, v in {"loss": loss, **terms}.items()}
 
+    _loss_fns: dict = {}
+
     @timed("lclr")
     def fit(self, token_states: list[Tensor], labels: Tensor, judge_p_safe: Tensor | None = None,
-            progress: bool = True) -> list[dict]:
+            progress: bool = True, losses: dict | None = None) -> list[dict]:
         """Train f, g (and the classifier) with AdamW; the backbone is never involved.
 
         token_states: per trace, its reasoning-span hidden states (T_i, d); labels (N,) in
         {SAFE, UNSAFE, RETHINK}; judge_p_safe (N,) optional, used when ``lambda_kl > 0``.
+        ``losses`` replaces :func:`~craft.lclr.losses.proto_loss` (key ``"proto"``, paper variant) or
+        :func:`~craft.lclr.losses.info_nce` (``"inst"``) by a function of the same signature: how an exercise
+        fits the heads with a loss a student wrote.
         Returns one dict per epoch: ``epoch``, ``step``, ``loss`` and each term (means over batches).
         """
-        cfg, dev = self.config, self.safety.linear.weight.device
+        dev = self.safety.linear.weight.device
+        unknown = set(losses or {}) - {"proto", "inst"}
+        if unknown:
+            raise ValueError(f"losses: {sorted(unknown)} cannot be replaced; give 'proto' (L_proto) or 'inst' (L_inst)")
         labels, judge_p_safe = _check_fit_inputs(token_states, labels, judge_p_safe, dev)
+        self._loss_fns = dict(losses or {})
+        try:
+            return self._fit(token_states, labels, judge_p_safe, progress)
+        finally:
+            self._loss_fns = {}
+
+    def _fit(self, token_states: list[Tensor], labels: Tensor, judge_p_safe: Tensor | None,
+             progress: bool) -> list[dict]:
+        cfg = self.config
         full = torch.stack([pool_tokens(t.float(), cfg.pool) for t in token_states])   # (N, d)
         gen = torch.Generator().manual_seed(cfg.seed)
         opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

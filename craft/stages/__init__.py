@@ -35,7 +35,8 @@ imports only from the layers below it.
 """
 
 from craft.stages.common import STAGES, Run, open_run
-from craft.stages.params import Params, load_params, params_from_notebook
+from craft.stages.params import Params, load_params, notebook_parameters, params_from_notebook
 from craft.stages.source import Source, make_source
 
-__all__ = ["STAGES", "Params", "Run", "Source", "load_params", "make_source", "open_run", "params_from_notebook"]
+__all__ = ["STAGES", "Params", "Run", "Source", "load_params", "make_source", "notebook_parameters", "open_run",
+           "params_from_notebook"]

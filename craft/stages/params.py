@@ -49,7 +49,7 @@ from craft.paper.config import PaperSourceConfig
 from craft.r2l import R2LConfig, variant_weights
 from craft.r2l.rewards import VARIANTS as R2L_VARIANTS
 
-__all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "params_from_notebook"]
+__all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "notebook_parameters", "params_from_notebook"]
 
 ORGANISM_PARAMS = "params/organism.yaml"
 TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "probe", "lclr", "r2l", "evaluate",
@@ -331,9 +331,14 @@ def _fixed(dotted: str) -> bool:
     return key in FIXED.get(section, ())
 
 
+def notebook_parameters(namespace: Mapping) -> dict:
+    """A notebook's parameters as papermill gave them (the :data:`TOP_KEYS` in ``namespace``, e.g. ``globals()``):
+    what :func:`params_from_notebook` loads, and what :func:`craft.stages.fork.fork_run` forks a notebook's run with."""
+    return {k: namespace[k] for k in TOP_KEYS if k in namespace}
+
+
 def params_from_notebook(namespace: Mapping) -> Params:
-    """:func:`load_params` of a notebook's parameters (the :data:`TOP_KEYS` in ``namespace``): the
-    organism defaults when the notebook runs as it is, the file's values under ``papermill -f``."""
-    given = {k: namespace[k] for k in TOP_KEYS if k in namespace}
-    return load_params(None, **given)
+    """:func:`load_params` of a notebook's parameters (:func:`notebook_parameters`): the organism defaults when the
+    notebook runs as it is, the file's values under ``papermill -f``."""
+    return load_params(None, **notebook_parameters(namespace))
 

@@ -110,3 +110,30 @@ def test_notebook_page_renders_its_figures_and_no_error(page, site, nb_path):
 def test_troubleshooting_page_is_in_the_book(page, site):
     _open(page, f"{site}/docs/troubleshooting.html")
     assert page.locator("h1").first.inner_text().startswith("Troubleshooting")
+
+
+@pytest.mark.parametrize("page_name, title", [("glossary", "Glossary"), ("misconceptions", "Misconceptions"),
+                                              ("instructor-notes", "Instructor notes"), ("course-map", "Course map")])
+def test_course_pages_are_in_the_book(page, site, page_name, title):
+    page.errors.clear()
+    _open(page, f"{site}/docs/{page_name}.html")
+    assert page.locator("h1").first.inner_text().startswith(title)
+    assert page.locator("main").inner_text().count("\n") > 20, f"docs/{page_name}.md renders nearly empty"
+    assert not page.errors, f"docs/{page_name}: JavaScript errors {page.errors}"
+
+
+def test_course_pages_are_linked_from_the_landing_page(page, site):
+    _open(page, f"{site}/README.html")
+    for name in ("glossary", "misconceptions", "instructor-notes", "course-map"):
+        assert page.locator(f'a[href="docs/{name}.html"]').count() > 0, f"the landing page does not link {name}"
+
+
+def test_per_token_p_z_view_renders_without_a_kernel(page, site):
+    """Notebook 06 colours a completion's tokens by the running p_z: static HTML, so the book shows it."""
+    nb = next(p for p in NOTEBOOKS if p.name.startswith("06_"))
+    _open(page, f"{site}/notebooks/{nb.stem}.html")
+    tokens = page.locator('span[title^="p_z = "]')
+    assert tokens.count() >= 50, f"the per-token view shows {tokens.count()} coloured tokens"
+    colours = set(tokens.evaluate_all("spans => spans.map(s => getComputedStyle(s).backgroundColor)"))
+    assert len(colours) >= 5, f"the tokens are not coloured by their value: {sorted(colours)[:5]}"
+    assert tokens.first.is_visible()

@@ -156,3 +156,51 @@ def test_make_exercises_writes_the_student_notebooks(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
     assert make_exercises_main([str(tmp_path / "missing.ipynb"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _code(source: str) -> str:
+    """A cell's Python: cell magics (``%%only organism``) and line magics dropped."""
+    return "\n".join("" if line.lstrip().startswith("%") else line for line in source.splitlines())
+
+
+def _bound(tree) -> set[str]:
+    """Every name a cell binds at its top level or anywhere (assignments, imports, defs, loop targets)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_check_cell_needs_nothing_only_a_solution_defines(nb_path):
+    """In the student copy the solutions are cleared: a check cell may read the exercise's `answer_*` and what
+    the notebook's other cells define, never a name (an import, a helper) that only a solution cell binds."""
+    import ast
+    import builtins
+
+    nb = nbformat.read(nb_path, as_version=4)
+    defined = set(dir(builtins)) | {"display", "get_ipython"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(_code(cell.source))
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            defined |= {n for n in _bound(tree) if n.startswith("answer_")}     # what the student writes
+            continue
+        if "check" in cell.metadata.get("tags", []):
+            used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            missing = sorted(used - defined - _bound(tree))
+            assert not missing, (f"{nb_path.name}: a check cell ({cell.source.splitlines()[-1][:60]!r}…) reads "
+                                 f"{missing}, which only a solution defines: the student copy fails there")
+        defined |= _bound(tree)

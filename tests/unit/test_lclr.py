@@ -279,3 +279,26 @@ def test_determinism_and_judge_kl():
     assert set(log_a[0]) == {"epoch", "step", "loss", "proto", "inst", "cal"} and log_a[-1]["step"] == 6
     with pytest.raises(ValueError, match="labels"):
         LCLRHeads(cfg).fit(tokens, labels[:-1], progress=False)
+
+
+def test_fit_uses_a_loss_it_is_given():
+    """An exercise's own L_proto or L_inst replaces the package's: the same function gives the same heads, another
+    function other heads, and an unknown term is refused before anything is fit."""
+    tokens, labels = planted(n=48, seed=5)
+    cfg = LCLRConfig(**dict(SMALL, epochs=1, batch_size=8))
+    ref, same, other = LCLRHeads(cfg), LCLRHeads(cfg), LCLRHeads(cfg)
+    log_ref = ref.fit(tokens, labels, progress=False)
+    calls = []
+
+    def copied(z, labels, mu, margin, gamma_rt):           # the package's loss, called through the hook
+        calls.append(len(z))
+        return proto_loss(z, labels, mu, margin, gamma_rt)
+
+    assert same.fit(tokens, labels, progress=False, losses={"proto": copied}) == log_ref
+    assert calls and sum(calls) == len(labels)
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), same.state_dict().values()))
+    other.fit(tokens, labels, progress=False, losses={"inst": lambda z1, z2, tau: info_nce(z1, z2, 10 * tau)})
+    assert not torch.equal(ref.prototypes.mu, other.prototypes.mu)
+    assert other._loss_fns == {}                        # the replacement lasts one fit
+    with pytest.raises(ValueError, match="'cal'.*cannot be replaced"):
+        LCLRHeads(cfg).fit(tokens, labels, progress=False, losses={"cal": copied})

@@ -47,3 +47,104 @@ def test_paper_scale_section_says_what_ran_and_what_differs():
     items = re.findall(r"^\d+\. \*\*", comparability, re.M)
     assert len(items) >= 6, "the comparability list is one numbered list of every difference"
     assert comparability.count("To remove") + comparability.count("not implemented") >= len(items) - 2
+
+
+# ----------------------------------------------------------------------------- the README's numbers
+
+RESULTS = ("## What the default run measures", "## Two commands")
+# Numbers in the results section that no run of this repository prints, each with why. Every phrase must stay in
+# the README word for word (a test below), so that this list cannot outlive what it excuses.
+NOT_FROM_A_RUN = {
+    "the paper's headline: 79 % and 88 %": "the paper's numbers",
+    "paper: GPTFuzzer 93.6 → 28.0 % reasoning, 40.4 → 4.0 % final": "the paper's numbers",
+    "(the target was 0.75)": "a target written before the run",
+    "inside the project's bar [0.40, 0.90]": "a bar written before the run",
+}
+NUMBER = re.compile(r"(?<![\w.])[−-]?\d+\.\d+(?:e[−-]?\d+)?(?![\w.])|(?<![\w.])\d+(?= ?%)")
+VALUE = re.compile(r"[−-]?\d+(?:\.\d+)?(?:e[−-]?\d+)?")
+
+
+def _outputs(notebook: Path) -> str:
+    """Everything a committed notebook printed or displayed (its outputs, not its own text)."""
+    import json
+
+    parts = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for out in cell.get("outputs", []):
+            parts.append("".join(out.get("text", "")))
+            data = out.get("data", {})
+            parts += ["".join(data.get(kind, "")) for kind in ("text/plain", "text/html", "text/markdown")]
+    return "\n".join(parts)
+
+
+def _values(text: str) -> list[float]:
+    return [float(v.replace("−", "-")) for v in VALUE.findall(text)]
+
+
+def _printed(token: str, percent: bool, values: list[float]) -> bool:
+    """Whether ``token`` (as the README writes it) is one of ``values`` at the README's precision: a rate
+    written as a percentage also matches the fraction, a number in e-notation matches to its 2 digits."""
+    x = float(token.replace("−", "-"))
+    if "e" in token:
+        return any(v and abs(v - x) <= 0.051 * abs(x) for v in values)
+    decimals = len(token.split(".")[1]) if "." in token else 0
+    wanted = [(x, decimals)] + ([(x / 100, decimals + 2)] if percent else [])
+    return any(round(v, d) == round(w, d) for w, d in wanted for v in values)
+
+
+def _benchmark_values() -> list[float]:
+    """Every number in the committed benchmark results (``benchmarks/results/*.json``)."""
+    files = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    return _values("\n".join(p.read_text(encoding="utf-8") for p in files))
+
+
+def readme_numbers_not_printed(readme: str, notebooks: dict[str, str]) -> list[str]:
+    """Each number of the README's results section that the notebook its paragraph names does not print
+    (``notebooks``: two-digit number -> outputs), as ``'number' in: context``; phrases of
+    :data:`NOT_FROM_A_RUN` are skipped. A paragraph on the benchmarks is checked against their committed
+    results; one that names neither, against every notebook."""
+    section = readme.split(RESULTS[0], 1)[1].split(RESULTS[1], 1)[0]
+    for phrase in NOT_FROM_A_RUN:
+        section = section.replace(phrase, " ")
+    missing = []
+    for block in re.split(r"\n(?=- \*\*)|\n\n", section):
+        named = sorted(set(re.findall(r"[Nn]otebooks? (\d\d)", block)))
+        if "`benchmarks/`" in block:
+            values = _benchmark_values()
+        else:
+            values = _values("\n".join(notebooks[n] for n in named) if named else "\n".join(notebooks.values()))
+        for m in NUMBER.finditer(block):
+            percent = block[m.end():m.end() + 2].strip().startswith("%")
+            if not _printed(m.group(), percent, values):
+                context = " ".join(block[max(0, m.start() - 60):m.end() + 15].split())
+                missing.append(f"{m.group()!r} in: …{context}…")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def notebook_outputs() -> dict[str, str]:
+    return {p.name[:2]: _outputs(p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+
+
+def test_every_number_of_the_results_is_printed_by_its_notebook(notebook_outputs):
+    """The README's results are the committed run's: each number is printed by the notebook its paragraph
+    names (in the committed outputs, which `make notebooks` writes from the same run as the metrics)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = readme_numbers_not_printed(text, notebook_outputs)
+    assert not missing, "README numbers no notebook output prints (stale, or typed by hand):\n" + "\n".join(missing)
+
+
+def test_a_stale_number_is_caught(notebook_outputs):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split(RESULTS[0], 1)[1].split(RESULTS[1], 1)[0]
+    token = "0.917"                      # the probe AUROC on JailbreakBench: three decimals, printed by notebook 08
+    assert token in section
+    stale = text.replace(f"({token} against", "(0.913 against", 1)
+    assert stale != text
+    assert any(m.startswith("'0.913'") for m in readme_numbers_not_printed(stale, notebook_outputs))
+
+
+@pytest.mark.parametrize("phrase", NOT_FROM_A_RUN)
+def test_every_excused_phrase_is_still_in_the_readme(phrase):
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split(RESULTS[0], 1)[1].split(RESULTS[1], 1)[0]
+    assert phrase in section, f"{phrase!r} left the README: remove it from NOT_FROM_A_RUN"

@@ -143,3 +143,21 @@ def test_coupled_start_under_output_only_moves_the_reasoning_and_the_factorised_
     assert factorised[-1, 2] > factorised[0, 2] + 0.4                       # SSA rises
     frozen = t.outcome_path(t.conditional_logits(0.9, 0.02, 0.02), TXT_ONLY, steps=30, lr=1.0)
     assert abs(frozen[-1, 2] - frozen[0, 2]) < 0.02       # a dressed-up start: every answer refuses, (almost) frozen
+
+
+def test_the_dynamics_run_with_an_advantage_they_are_given():
+    """An exercise's own advantage function replaces TRL's: the same function gives the same path, Dr. GRPO's
+    (no std scaling) another one, and a function of the wrong shape is refused."""
+    rewards = t.outcome_rewards(0.5, 0.4, 0.2)
+    start = t.logits_from_xy(0.95, 0.05)
+    ref = t.outcome_path(start, rewards, 20, 1.0, 8)
+    same = t.outcome_path(start, rewards, 20, 1.0, 8, advantages=lambda c, r: t.group_advantages(c, r))
+    np.testing.assert_array_equal(ref, same)
+    dr = t.outcome_path(start, rewards, 20, 1.0, 8,
+                        advantages=lambda c, r: t.group_advantages(c, r, scale_rewards="none"))
+    np.testing.assert_array_equal(dr, t.outcome_path(start, rewards, 20, 1.0, 8, scale_rewards="none"))
+    assert not np.allclose(dr, ref)
+    corner = t.ssa_corner_drift(rewards, 0.99, 0.02, scale_rewards="none")
+    assert corner[0] < 0 and not np.isclose(corner[0], t.ssa_corner_drift(rewards, 0.99, 0.02)[0])
+    with pytest.raises(ValueError, match="one row per group and one column per outcome"):
+        t.grpo_expected_update(start, rewards, 8, advantages=lambda c, r: r)
