@@ -64,10 +64,10 @@ def parse_set(assignments: list[str]) -> dict:
 
 
 def fork_run(source: str | Path, target: str | Path, changes: Mapping | None = None,
-             config: str | Path | Mapping | None = None) -> Params:
+             config: str | Path | Mapping | Params | None = None) -> Params:
     """Copy run folder ``source`` into the new folder ``target`` with ``changes`` (a nested mapping of params
-    keys, as a notebook parameter gives them) applied to ``config`` (the source's params file, or the params
-    as a mapping, e.g. a notebook's :func:`~craft.stages.params.notebook_parameters`; None: the organism
+    keys, as a notebook parameter gives them) applied to ``config`` (the source's params file, its params as a
+    mapping, or its :class:`~craft.stages.params.Params`, e.g. a notebook's ``run.params``; None: the organism
     defaults), and return the fork's :class:`~craft.stages.params.Params` (see the module docstring).
 
     Nothing is written when the changes are not valid params, ``source`` is no run folder, or ``target``
@@ -81,13 +81,17 @@ def fork_run(source: str | Path, target: str | Path, changes: Mapping | None = N
         raise ValueError(f"fork {source} into a folder outside it, e.g. runs/<name>")
     if dst.exists() and any(dst.iterdir()):
         raise FileExistsError(f"{target} exists and is not empty: fork into a new folder (nothing was changed)")
-    base = load_yaml(resolve(config)) if isinstance(config, (str, Path)) else dict(config or {})
+    if isinstance(config, Params):
+        base = config.as_data()
+    else:
+        base = load_yaml(resolve(config)) if isinstance(config, (str, Path)) else dict(config or {})
     data = deep_merge(base, {**dict(changes or {}), "run_dir": str(target), "figures_dir": ""})
     params = load_params(data)                  # a bad change fails here, before anything is copied
     _copy(src, dst)
     dst.mkdir(parents=True, exist_ok=True)
     (dst / "params.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))
-    given = str(config) if isinstance(config, (str, Path)) else ("a mapping (params.yaml holds it)" if config else None)
+    given = str(config) if isinstance(config, (str, Path)) else ("given in Python (params.yaml holds it)" if config
+                                                                 else None)
     (dst / "fork.json").write_text(json.dumps({"source": str(source), "config": given,
                                                "changes": dict(changes or {})}, indent=2, default=str) + "\n")
     return params

@@ -34,6 +34,7 @@ the model's width) are refused in the file.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,16 @@ class Params:
     attacks: AttacksSection
     real: str                    # notebook 08: a params file (relative: from the repository root)
 
+    def as_data(self) -> dict:
+        """The settings :func:`load_params` built these params from (defaults merged), as a plain mapping that
+        :func:`load_params` turns into the same params again: what :func:`craft.stages.fork.fork_run` forks a
+        run with. Params not made by :func:`load_params` have none."""
+        data = self.__dict__.get("_data")
+        if data is None:
+            raise ValueError("these params were not made by load_params, so their settings are unknown: load them "
+                             "with craft.stages.load_params")
+        return copy.deepcopy(data)
+
     @property
     def scale(self) -> str:
         """``organism`` or ``paper``."""
@@ -321,9 +332,11 @@ def load_params(config: str | Path | Mapping | None = None, **overrides) -> Para
         raise ConfigError(f"{where}: r2l.grpo must set {absent} (TRL's own defaults, e.g. beta 0 = no KL, are not "
                           "the paper's)")
     try:
-        return from_dict(Params, data)
+        params = from_dict(Params, data)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    object.__setattr__(params, "_data", copy.deepcopy(dict(data)))    # Params.as_data
+    return params
 
 
 def _fixed(dotted: str) -> bool:
@@ -332,8 +345,8 @@ def _fixed(dotted: str) -> bool:
 
 
 def notebook_parameters(namespace: Mapping) -> dict:
-    """A notebook's parameters as papermill gave them (the :data:`TOP_KEYS` in ``namespace``, e.g. ``globals()``):
-    what :func:`params_from_notebook` loads, and what :func:`craft.stages.fork.fork_run` forks a notebook's run with."""
+    """A notebook's parameters as papermill gave them (the :data:`TOP_KEYS` in ``namespace``, e.g. ``globals()``
+    before any cell reuses one of those names): what :func:`params_from_notebook` loads."""
     return {k: namespace[k] for k in TOP_KEYS if k in namespace}
 
 

@@ -503,13 +503,10 @@ def test_a_fork_with_another_w_cons_reuses_organism_probe_heads_and_retrains_onl
     assert forked.r2l.w_cons == 0.0 and forked.run_dir == str(tmp_path / "cli") and forked.figures_dir == ""
     assert summary["changes"] == {"r2l": {"w_cons": 0}}
     assert not (tmp_path / "cli" / "executed").exists() and (tmp_path / "cli" / "fork.json").is_file()
-    # from a notebook: its parameters as papermill gave them, instead of a params file
-    from craft.stages import notebook_parameters
-
-    namespace = {**tiny_params(tmp_path / "src"), "progress": False, "unrelated": 1}
-    assert set(notebook_parameters(namespace)) == set(tiny_params(tmp_path / "src"))
-    nb_fork = open_run(fork_run(source.root, tmp_path / "nb", {"lclr": {"lambda_cal": 0.0}},
-                                notebook_parameters(namespace)), progress=False)
+    # from a notebook: the run's own params (run.params), instead of a params file
+    nb_fork = open_run(fork_run(source.root, tmp_path / "nb", {"lclr": {"lambda_cal": 0.0}}, source.params),
+                       progress=False)
+    assert nb_fork.params.lclr.lambda_cal == 0.0 and nb_fork.params.r2l == source.params.r2l
     assert build_stage(nb_fork).cached and probe_stage(nb_fork).cached and not lclr_stage(nb_fork).cached
 
 

@@ -29,6 +29,18 @@ def test_a_notebook_parameter_changes_one_value():
     assert p.r2l.grpo["learning_rate"] == 1e-4 and p.r2l.w_lat == 0.5        # the rest kept
 
 
+def test_params_give_back_the_settings_that_load_them_again():
+    import dataclasses
+
+    p = params_from_notebook({"run_dir": "runs/x", "probe": {"C": 0.5}, "r2l": {"w_cons": 0.0}})
+    data = p.as_data()
+    assert load_params(data) == p and data["probe"]["C"] == 0.5 and data["r2l"]["w_cons"] == 0.0
+    data["probe"]["C"] = 9.0
+    assert p.as_data()["probe"]["C"] == 0.5                        # a copy: the params are not changed through it
+    with pytest.raises(ValueError, match="not made by load_params"):
+        dataclasses.replace(p, seed=3).as_data()
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"r2l": {"w_txt": -0.4}}, "r2l.w_txt must be >= 0"),
     ({"r2l": {"w_lat": math.nan}}, "r2l.w_lat must be a finite number"),
