@@ -29,7 +29,7 @@ given seed, prompts and chunk size they are the same on the same machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -107,9 +107,13 @@ def eos_token_ids(model, tokenizer) -> list[int]:
 
 @torch.no_grad()
 def sample_completions(model, tokenizer, texts: Sequence[str], *, max_new_tokens: int, do_sample: bool,
-                       temperature: float, top_k: int, top_p: float, seed: int) -> list[list[int]]:
+                       temperature: float, top_k: int, top_p: float, seed: int,
+                       sampler: Callable[..., Tensor] = sample_next) -> list[list[int]]:
     """Generated token ids of each templated prompt in ``texts`` (one batch; ids up to and including
-    the first end-of-sequence token, or ``max_new_tokens`` of them)."""
+    the first end-of-sequence token, or ``max_new_tokens`` of them).
+
+    ``sampler(logits, uniform, temperature, top_k, top_p) -> (B,)`` draws the next tokens when sampling
+    (default :func:`sample_next`; another rule, e.g. one a reader writes, is called the same way)."""
     device = model.device
     enc = tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     mask = enc["attention_mask"].to(device)                                      # (B, P)
@@ -131,7 +135,7 @@ def sample_completions(model, tokenizer, texts: Sequence[str], *, max_new_tokens
     for _ in range(max_new_tokens):
         if do_sample:
             uniform = torch.rand(n, k, generator=noise).clamp_(min=1e-10).to(device)  # every row's, every step
-            nxt = sample_next(logits, uniform[rows], temperature, top_k, top_p)
+            nxt = sampler(logits, uniform[rows], temperature, top_k, top_p)
         else:
             nxt = logits.argmax(-1)
         for row, token, finished in zip(rows.tolist(), nxt.tolist(), done.tolist()):

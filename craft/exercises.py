@@ -7,13 +7,24 @@ check cell after it calls :func:`check` on the student's answer against a value 
 the same run. A right answer prints one line; a wrong or missing one raises :class:`NotYet`, an
 ``AssertionError``, so the instructor's executed notebook (and CI, which runs it) fails when a solution goes
 stale, and a student sees in red what is off.
+
+In a notebook the line of a right answer carries the expected numbers in its output's metadata
+(``craft_exercise``), never on the page. When nbval executes the instructor notebooks (``make nb-check``),
+a check cell whose expected number an output above its exercise prints fails (:func:`answer_leaks`): an
+exercise must not give its answer away.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
+# Output metadata key of a check's right-answer line: {"name": ..., "expected": [numbers]}.
+METADATA_KEY = "craft_exercise"
+# What every table prints: too common to give an answer away.
+COMMON_FORMS = frozenset({"0.000", "0.00", "-0.000", "-0.00", "1.000", "1.00", "0.500", "0.50", "-1.000", "-1.00"})
 
 
 class NotYet(AssertionError):
@@ -37,7 +48,46 @@ def check(name: str, answer, expected, *, tol: float = 1e-6, note: str = "") -> 
     ok, detail = _matches(answer, expected, tol)
     if not ok:
         raise NotYet(f"{name}: not yet; {detail}")
-    print(f"✓ {name}: correct" + (f"; {note}" if note else ""))
+    _say(f"✓ {name}: correct" + (f"; {note}" if note else ""), name, expected)
+
+
+# Numbers of an expected value kept in a check's output metadata (the first ones of a large array).
+MAX_RECORDED = 64
+
+
+def _say(line: str, name: str, expected) -> None:
+    """Print ``line``; in a notebook kernel, as a display whose metadata holds ``expected``'s numbers."""
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is None or not hasattr(shell, "kernel"):
+        print(line)
+        return
+    from IPython.display import display
+    display({"text/plain": line}, raw=True,
+            metadata={METADATA_KEY: {"name": name, "expected": numbers_of(expected)[:MAX_RECORDED]}})
+
+
+def numbers_of(x) -> list[float]:
+    """The finite numbers (not booleans) in ``x``: a number, array, sequence or mapping of them, in order."""
+    if isinstance(x, bool | np.bool_ | str | bytes) or x is None:
+        return []
+    if isinstance(x, Mapping):
+        return [v for k in x for v in numbers_of(x[k])]
+    if isinstance(x, int | float | np.number):
+        return [float(x)] if np.isfinite(float(x)) else []
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "fiu":
+            return []
+        flat = x.astype(float).ravel()
+        return [float(v) for v in flat[np.isfinite(flat)]]
+    if isinstance(x, Sequence):
+        return [v for item in x for v in numbers_of(item)]
+    if hasattr(x, "to_numpy"):                   # pandas Series / DataFrame
+        return numbers_of(np.asarray(x.to_numpy()))
+    return []
 
 
 def _matches(answer, expected, tol: float) -> tuple[bool, str]:
@@ -83,3 +133,44 @@ def _numeric(x) -> bool:
 def _short(x, width: int = 80) -> str:
     s = repr(x)
     return s if len(s) <= width else s[: width - 3] + "..."
+
+
+def printed_forms(x: float) -> list[str]:
+    """How a notebook prints ``x``: with three and with two decimals. Whole numbers (counts, layer indices) and
+    the values every table holds (0, 0.5, 1) are too common to give an answer away: none."""
+    if float(x).is_integer():
+        return []
+    return [f for f in (f"{x:.3f}", f"{x:.2f}") if f not in COMMON_FORMS]
+
+
+def output_text(outputs: Iterable[Mapping]) -> str:
+    """What a cell's outputs show as text: streams and plain-text reprs (a table's HTML repeats its text)."""
+    parts = []
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif "text/plain" in out.get("data", {}):
+            text = out["data"]["text/plain"]
+            parts.append(text if isinstance(text, str) else "".join(text))
+    return "\n".join(parts)
+
+
+def recorded_answers(outputs: Iterable[Mapping]) -> list[tuple[str, list[float]]]:
+    """``(name, expected numbers)`` of each right-answer line among a check cell's outputs."""
+    return [(rec["name"], list(rec["expected"])) for out in outputs
+            if (rec := (out.get("metadata") or {}).get(METADATA_KEY))]
+
+
+def answer_leaks(expected: Sequence[float], above: Iterable[tuple[str, str]]) -> list[str]:
+    """Each expected number that a text ``above`` (``(where, text)`` pairs: the outputs before an exercise)
+    prints, as ``"<number> printed as <form> by <where>"``."""
+    above = list(above)
+    found = []
+    for x in expected:
+        for form in printed_forms(x):
+            pattern = re.compile(rf"(?<![\d.]){re.escape(form)}(?!\d)")
+            where = next((w for w, text in above if pattern.search(text)), None)
+            if where is not None:
+                found.append(f"{x!r} printed as {form} by {where}")
+                break
+    return found

@@ -54,3 +54,21 @@ def test_dropping_ended_rows_changes_no_row(base_model, tokenizer, prompts, monk
     monkeypatch.setattr(craft.decoding, "COMPACT_SHARE", 2.0)       # never rebuild the batch
     assert sample_completions(base_model, tokenizer, texts, **kw) == compacted
     assert len({len(row) for row in compacted}) > 1                 # rows did end at different steps
+
+
+def test_a_sampler_passed_in_draws_the_tokens(base_model, tokenizer, prompts):
+    """The ``sampler`` hook (notebook 00's build exercise): the package's own sampler passed in gives the same
+    completions; another rule (greedy among the candidates, ignoring the noise) gives others, and is called."""
+    texts = [render_prompt(tokenizer, p) for p in prompts]
+    kw = dict(max_new_tokens=30, do_sample=True, temperature=1.0, top_k=50, top_p=0.95, seed=3)
+    ids = sample_completions(base_model, tokenizer, texts, **kw)
+    assert sample_completions(base_model, tokenizer, texts, sampler=craft.decoding.sample_next, **kw) == ids
+    calls = []
+
+    def first_candidate(logits, uniform, temperature, top_k, top_p):
+        calls.append(uniform.shape)
+        return logits.argmax(-1)
+
+    greedy = sample_completions(base_model, tokenizer, texts, sampler=first_candidate, **kw)
+    assert calls and calls[0] == (len(texts), 50) and greedy != ids
+    assert greedy == sample_completions(base_model, tokenizer, texts, **{**kw, "do_sample": False})

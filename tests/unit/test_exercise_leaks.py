@@ -1,0 +1,75 @@
+"""No exercise gives its answer away: the check's recorded numbers, and the nbval hook (``conftest.py``) that fails
+a check cell whose expected number an output above its exercise prints."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from craft.exercises import METADATA_KEY, answer_leaks, numbers_of, output_text, printed_forms, recorded_answers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_numbers_of_an_expected_value():
+    assert numbers_of({"a": 0.25, "b": [1, np.float32(0.5)], "c": "text", "d": True}) == [0.25, 1.0, 0.5]
+    assert numbers_of(np.array([[0.1, np.nan], [2, 3]])) == [0.1, 2.0, 3.0]
+    assert numbers_of(pd.Series([0.3, 0.7])) == [0.3, 0.7]
+    assert numbers_of(["a", "b"]) == [] and numbers_of(None) == [] and numbers_of(float("inf")) == []
+
+
+def test_printed_forms_leave_out_what_every_table_prints():
+    assert printed_forms(0.4123) == ["0.412", "0.41"]
+    assert printed_forms(3.0) == [] and printed_forms(0.5) == [] and printed_forms(1e-5) == []
+    assert printed_forms(0.9996) == []                      # 1.000 and 1.00
+
+
+def test_answer_leaks_find_a_number_printed_above_and_only_then():
+    above = [("cell 3", "rate 0.412 [0.390, 0.433]"), ("cell 5", "n = 41, share 0.4127")]
+    assert answer_leaks([0.4123], above) == ["0.4123 printed as 0.412 by cell 3"]
+    assert answer_leaks([0.4173], above) == []              # 0.417 and 0.42 are printed nowhere
+    assert answer_leaks([0.4127], [("cell 5", "n = 41, share 0.4127")]) == []   # 0.413 / 0.41 not as a number
+
+
+def test_outputs_text_and_recorded_answers():
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text="x 0.25\n"),
+               nbformat.v4.new_output("display_data", data={"text/plain": "✓ Exercise 9.1: correct"},
+                                      metadata={METADATA_KEY: {"name": "Exercise 9.1", "expected": [0.25]}}),
+               nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})]
+    assert output_text(outputs) == "x 0.25\n\n✓ Exercise 9.1: correct"
+    assert recorded_answers(outputs) == [("Exercise 9.1", [0.25])]
+
+
+def _notebook(above: str) -> nbformat.NotebookNode:
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    cells = [code(f"print({above!r})"), md("## Exercises"),
+             md("### Exercise 9.1 · ★☆☆ easy · ⏱ 5 min — A rate"), code("answer_9_1 = 0.4123"),
+             code('from craft.exercises import check\ncheck("Exercise 9.1", answer_9_1, 0.4123, tol=1e-9)')]
+    cells[2].metadata["tags"] = ["exercise"]
+    cells[4].metadata["tags"] = ["check"]
+    return nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                          "language": "python"}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("above,fails", [("the rate is 0.412", True), ("the rate is 0.399", False)])
+def test_nbval_fails_a_check_whose_answer_is_printed_above(above, fails):
+    """The hook runs where ``make nb-check`` runs nbval (under the repository's conftest.py)."""
+    folder = ROOT / "build" / "leak-test" / ("leak" if fails else "clean")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    nbformat.write(_notebook(above), folder / "exercise.ipynb")
+    command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
+               str(folder / "exercise.ipynb")]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    shutil.rmtree(folder, ignore_errors=True)
+    if fails:
+        assert run.returncode != 0 and "its answer is printed above the exercise" in run.stdout, run.stdout[-3000:]
+        assert "0.4123 printed as 0.412 by cell 0" in run.stdout
+    else:
+        assert run.returncode == 0, run.stdout[-3000:]
