@@ -4,12 +4,16 @@
   module imports transformers/datasets/huggingface_hub (the Makefile exports them too).
 - nbval does not compare rich outputs that embed random ids or versions (after TransformerLens
   demos/conftest.py); PNG/JPEG are already skipped by nbval itself.
-- No exercise gives its answer away: when nbval executes an instructor notebook, a check cell fails
-  if a number it expects (``craft.exercises.check`` keeps them in its output's metadata) is printed by
-  an output above its exercise, the notebook's sections and the exercises before it.
+- Which exercises give their answer away: when nbval executes an instructor notebook, every check
+  cell's expected numbers (``craft.exercises.check`` keeps them in its output's metadata) are looked for
+  in the outputs above its exercise, the notebook's sections and the exercises before it. Each one found
+  is listed at the end of the run and in ``build/exercise-leaks.json`` (``CRAFT_EXERCISE_LEAKS_FILE``); with ``CRAFT_EXERCISE_LEAKS=fail``
+  the check cell fails instead (the gate, for when the list is empty).
 """
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +36,13 @@ def pytest_collectstart(collector):
         )
 
 
+LEAKS: list[dict] = []
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """After nbval runs a cell: keep its outputs; a check cell fails when an output above its exercise prints
-    a number it expects (:func:`craft.exercises.answer_leaks`)."""
+    """After nbval runs a cell: keep its outputs; for a check cell, list every number it expects that an output
+    above its exercise prints (:func:`craft.exercises.answer_leaks`), or fail (``CRAFT_EXERCISE_LEAKS=fail``)."""
     result = yield
     outputs = getattr(item, "test_outputs", None)
     cell = getattr(item, "cell", None)
@@ -53,5 +60,26 @@ def pytest_runtest_call(item):
                  for i, outs in sorted(seen.items()) if i < start]
         for name, expected in recorded_answers(outputs):
             leaks = answer_leaks(expected, above)
-            assert not leaks, f"{name}: its answer is printed above the exercise: " + "; ".join(leaks)
+            if leaks:
+                LEAKS.append({"notebook": Path(str(item.parent.path)).name, "exercise": name, "leaks": leaks})
+                assert os.environ.get("CRAFT_EXERCISE_LEAKS") != "fail", (
+                    f"{name}: its answer is printed above the exercise: " + "; ".join(leaks))
     return result
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The exercises whose answer an output above them prints (nbval runs only)."""
+    if not LEAKS:
+        return
+    terminalreporter.section("exercises whose answer is printed above them")
+    for leak in LEAKS:
+        terminalreporter.write_line(f"{leak['notebook']}: {leak['exercise']}: " + "; ".join(leak["leaks"]))
+
+
+def pytest_sessionfinish(session):
+    """Write the list to build/exercise-leaks.json when nbval ran a check cell (empty list: none leaks)."""
+    if any("check" in getattr(getattr(i, "cell", None), "metadata", {}).get("tags", []) for i in session.items):
+        out = Path(os.environ.get("CRAFT_EXERCISE_LEAKS_FILE")
+                   or Path(str(session.config.rootpath)) / "build" / "exercise-leaks.json")
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(LEAKS, indent=1, ensure_ascii=False) + "\n")

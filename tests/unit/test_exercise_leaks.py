@@ -1,6 +1,8 @@
 """No exercise gives its answer away: the check's recorded numbers, and the nbval hook (``conftest.py``) that fails
 a check cell whose expected number an output above its exercise prints."""
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,19 +59,30 @@ def _notebook(above: str) -> nbformat.NotebookNode:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("above,fails", [("the rate is 0.412", True), ("the rate is 0.399", False)])
-def test_nbval_fails_a_check_whose_answer_is_printed_above(above, fails):
-    """The hook runs where ``make nb-check`` runs nbval (under the repository's conftest.py)."""
-    folder = ROOT / "build" / "leak-test" / ("leak" if fails else "clean")
+@pytest.mark.parametrize("above,leaks", [("the rate is 0.412", True), ("the rate is 0.399", False)])
+@pytest.mark.parametrize("mode", ["report", "fail"])
+def test_nbval_lists_or_fails_a_check_whose_answer_is_printed_above(above, leaks, mode, tmp_path):
+    """The hook runs where ``make nb-check`` runs nbval (under the repository's conftest.py): it lists the leak
+    (the run's summary and the JSON file), and with CRAFT_EXERCISE_LEAKS=fail the check cell fails."""
+    folder = ROOT / "build" / "leak-test" / f"{mode}-{'leak' if leaks else 'clean'}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     nbformat.write(_notebook(above), folder / "exercise.ipynb")
+    report = tmp_path / "leaks.json"
+    env = {**os.environ, "CRAFT_EXERCISE_LEAKS_FILE": str(report), "CRAFT_EXERCISE_LEAKS": mode}
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
                str(folder / "exercise.ipynb")]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     shutil.rmtree(folder, ignore_errors=True)
-    if fails:
+    listed = json.loads(report.read_text())
+    if not leaks:
+        assert run.returncode == 0 and listed == [], run.stdout[-3000:]
+        return
+    assert [(x["notebook"], x["exercise"]) for x in listed] == [("exercise.ipynb", "Exercise 9.1")]
+    assert [leak.split(" (")[0] for leak in listed[0]["leaks"]] == ["0.4123 printed as 0.412 by cell 0"]
+    if mode == "fail":
         assert run.returncode != 0 and "its answer is printed above the exercise" in run.stdout, run.stdout[-3000:]
-        assert "0.4123 printed as 0.412 by cell 0" in run.stdout
     else:
         assert run.returncode == 0, run.stdout[-3000:]
+        assert "exercises whose answer is printed above them" in run.stdout
+        assert "exercise.ipynb: Exercise 9.1: 0.4123 printed as 0.412" in run.stdout
