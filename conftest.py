@@ -6,9 +6,10 @@
   demos/conftest.py); PNG/JPEG are already skipped by nbval itself.
 - Which exercises give their answer away: when nbval executes an instructor notebook, every check
   cell's expected numbers (``craft.exercises.check`` keeps them in its output's metadata) are looked for
-  in the outputs above its exercise, the notebook's sections and the exercises before it. Each one found
-  is listed at the end of the run and in ``build/exercise-leaks.json`` (``CRAFT_EXERCISE_LEAKS_FILE``); with ``CRAFT_EXERCISE_LEAKS=fail``
-  the check cell fails instead (the gate, for when the list is empty).
+  in the outputs above its exercise, the notebook's sections and the exercises before it. An answer more than
+  half of whose numbers are found there (:func:`craft.exercises.given_away`) is listed at the end of the run and
+  in ``build/exercise-leaks.json`` (``CRAFT_EXERCISE_LEAKS_FILE``); with ``CRAFT_EXERCISE_LEAKS=fail`` the check
+  cell fails instead.
 """
 
 import json
@@ -42,7 +43,8 @@ LEAKS: list[dict] = []
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """After nbval runs a cell: keep its outputs; for a check cell, list every number it expects that an output
-    above its exercise prints (:func:`craft.exercises.answer_leaks`), or fail (``CRAFT_EXERCISE_LEAKS=fail``)."""
+    above its exercise prints when they give its answer away (:func:`craft.exercises.given_away`), or fail
+    (``CRAFT_EXERCISE_LEAKS=fail``)."""
     result = yield
     outputs = getattr(item, "test_outputs", None)
     cell = getattr(item, "cell", None)
@@ -53,13 +55,13 @@ def pytest_runtest_call(item):
     seen = item.parent.__dict__.setdefault("_craft_outputs", {})
     seen[index] = list(outputs)
     if "check" in cell.metadata.get("tags", []):
-        from craft.exercises import answer_leaks, output_text, recorded_answers
+        from craft.exercises import given_away, output_text, recorded_answers
 
         start = max((i for i in range(index) if "exercise" in cells[i].metadata.get("tags", [])), default=0)
         above = [(f"cell {i} ({cells[i].source.splitlines()[0][:60]!r})", output_text(outs))
                  for i, outs in sorted(seen.items()) if i < start]
         for name, expected in recorded_answers(outputs):
-            leaks = answer_leaks(expected, above)
+            leaks = given_away(expected, above)
             if leaks:
                 LEAKS.append({"notebook": Path(str(item.parent.path)).name, "exercise": name, "leaks": leaks})
                 assert os.environ.get("CRAFT_EXERCISE_LEAKS") != "fail", (

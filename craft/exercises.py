@@ -136,11 +136,14 @@ def _short(x, width: int = 80) -> str:
 
 
 def printed_forms(x: float) -> list[str]:
-    """How a notebook prints ``x``: with three and with two decimals. Whole numbers (counts, layer indices) and
-    the values every table holds (0, 0.5, 1) are too common to give an answer away: none."""
+    """How a notebook prints ``x`` so that it gives ``x`` away: with three decimals. Two decimals are left out: a
+    notebook prints hundreds of numbers, and a two-decimal form of an answer is among them by chance more often than
+    not (one in a hundred per printed number). Whole numbers (counts, layer indices) and the values every table
+    holds (0, 0.5, 1) are too common to give an answer away: none."""
     if float(x).is_integer():
         return []
-    return [f for f in (f"{x:.3f}", f"{x:.2f}") if f not in COMMON_FORMS]
+    form = f"{x:.3f}"
+    return [] if form in COMMON_FORMS else [form]
 
 
 def output_text(outputs: Iterable[Mapping]) -> str:
@@ -174,3 +177,15 @@ def answer_leaks(expected: Sequence[float], above: Iterable[tuple[str, str]]) ->
                 found.append(f"{x!r} printed as {form} by {where}")
                 break
     return found
+
+
+def given_away(expected: Sequence[float], above: Iterable[tuple[str, str]]) -> list[str]:
+    """The leaks of :func:`answer_leaks` when they give the answer away, else ``[]``: when more than half of the
+    answer's distinct numbers (those with a printed form) are printed above. One number printed by chance among
+    many is not the answer: a notebook prints hundreds of rates, and the rates of a few dozen samples take a few
+    values (k/16, k/32), so a three-decimal form of one of several numbers is often on the page by coincidence; an
+    answer shown above shows most of its numbers. A one-number answer is given away when it is printed."""
+    above = list(above)
+    forms = {f: x for x in expected for f in printed_forms(x)}
+    found = answer_leaks(list(forms.values()), above)
+    return found if 2 * len(found) > len(forms) else []

@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from craft.exercises import METADATA_KEY, answer_leaks, numbers_of, output_text, printed_forms, recorded_answers
+from craft.exercises import (
+    METADATA_KEY,
+    answer_leaks,
+    given_away,
+    numbers_of,
+    output_text,
+    printed_forms,
+    recorded_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,16 +34,27 @@ def test_numbers_of_an_expected_value():
 
 
 def test_printed_forms_leave_out_what_every_table_prints():
-    assert printed_forms(0.4123) == ["0.412", "0.41"]
+    assert printed_forms(0.4123) == ["0.412"]
     assert printed_forms(3.0) == [] and printed_forms(0.5) == [] and printed_forms(1e-5) == []
-    assert printed_forms(0.9996) == []                      # 1.000 and 1.00
+    assert printed_forms(0.9996) == []                      # 1.000
 
 
 def test_answer_leaks_find_a_number_printed_above_and_only_then():
     above = [("cell 3", "rate 0.412 [0.390, 0.433]"), ("cell 5", "n = 41, share 0.4127")]
     assert answer_leaks([0.4123], above) == ["0.4123 printed as 0.412 by cell 3"]
-    assert answer_leaks([0.4173], above) == []              # 0.417 and 0.42 are printed nowhere
-    assert answer_leaks([0.4127], [("cell 5", "n = 41, share 0.4127")]) == []   # 0.413 / 0.41 not as a number
+    assert answer_leaks([0.4173], above) == []              # 0.417 is printed nowhere
+    assert answer_leaks([0.4127], [("cell 5", "n = 41, share 0.4127")]) == []   # 0.413 not as a number
+    assert answer_leaks([0.4123], [("cell 7", "rate 0.41")]) == []             # two decimals: not counted
+
+
+def test_an_answer_is_given_away_when_more_than_half_of_its_numbers_are_printed():
+    above = [("cell 3", "rates 0.125 0.188 0.412"), ("cell 4", "n 32")]
+    assert given_away([0.4123], above) == ["0.4123 printed as 0.412 by cell 3"]          # one number: printed
+    assert given_away([0.125, 0.3, 0.7, 0.9], above) == []                           # one of four: chance
+    assert given_away([0.125, 0.1875, 0.7], above) == ["0.125 printed as 0.125 by cell 3",
+                                                       "0.1875 printed as 0.188 by cell 3"]   # two of three
+    assert given_away([0.125, 0.125, 0.7], above) == []       # repeats count once: one of two distinct
+    assert given_away([0.4123, 3.0], above) == ["0.4123 printed as 0.412 by cell 3"]  # whole numbers have no form
 
 
 def test_outputs_text_and_recorded_answers():
