@@ -11,7 +11,7 @@ the model decides how to answer. The same layer convention and poolings as :mod:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -61,9 +61,20 @@ def _request_start(rendered: str, request: str) -> int:
 @torch.no_grad()
 def request_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBase, requests: Sequence[str],
                              layers: Sequence[int], pools: Sequence[str] = REQUEST_POOLS,
-                             batch_size: int = 16) -> dict[tuple[str, int], Tensor]:
+                             batch_size: int = 16,
+                             pool_fns: Mapping[str, Callable[[Tensor, Tensor], Tensor]] | None = None,
+                             ) -> dict[tuple[str, int], Tensor]:
     """``{(pool, layer): (N, d) float32 CPU}`` for every pool and layer, from one forward per batch (module
-    docstring). The model's train/eval mode is restored afterwards."""
+    docstring). The model's train/eval mode is restored afterwards.
+
+    ``pool_fns`` (a hook; None: the package's poolings, :func:`craft.latents.pool_states`) maps a name of ``pools``
+    to a pooling of one's own, ``fn(states, span_mask) -> (b, d)``: ``states`` (b, T, d) of a right-padded batch at
+    one layer, ``span_mask`` (b, T) bool, True on each row's request and the template's tokens after it (never
+    empty). A name it maps replaces the package's rule of that name, or adds a pool."""
+    pool_fns = dict(pool_fns or {})
+    unknown = [p for p in pools if p not in pool_fns and p not in REQUEST_POOLS]
+    if unknown:
+        raise ValueError(f"unknown pools {unknown}: choose from {list(REQUEST_POOLS)} or name them in pool_fns")
     out: dict[tuple[str, int], list[Tensor]] = {(p, layer): [] for p in pools for layer in layers}
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
@@ -72,7 +83,9 @@ def request_latents_by_layer(model: nn.Module, tokenizer: PreTrainedTokenizerBas
             ids, attention, span = (t.to(device) for t in encode_requests(tokenizer, requests[s:s + batch_size]))
             states = layers_states(model, ids, attention, layers)                       # {layer: (b, T, d)}
             for (pool, layer), chunks in out.items():
-                chunks.append(pool_states(states[layer], span, pool, attention).float().cpu())
+                z = pool_fns[pool](states[layer], span) if pool in pool_fns else \
+                    pool_states(states[layer], span, pool, attention)                   # (b, d)
+                chunks.append(z.float().cpu())
     finally:
         model.train(was_training)
     return {key: torch.cat(chunks) if chunks else torch.empty(0) for key, chunks in out.items()}

@@ -15,6 +15,7 @@ from craft.monitor.metrics import (
     auroc_at_fractions,
     calibrate_threshold,
     first_harmful_prefix,
+    halfway_threshold,
     lead_times,
     p_z_at_fraction,
 )
@@ -29,5 +30,5 @@ from craft.monitor.stream import (
 )
 
 __all__ = ["ACTIONS", "LatentMonitor", "MonitoredBatch", "alarm_positions", "auroc", "auroc_at_fractions",
-           "calibrate_threshold", "check_heads", "first_harmful_prefix", "lead_times", "monitored_generate",
-           "p_z_at_fraction", "replay_alarms", "replay_p_z"]
+           "calibrate_threshold", "check_heads", "first_harmful_prefix", "halfway_threshold", "lead_times",
+           "monitored_generate", "p_z_at_fraction", "replay_alarms", "replay_p_z"]

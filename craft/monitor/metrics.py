@@ -4,7 +4,8 @@ Plain functions of p_z trajectories (:func:`craft.monitor.monitored_generate`: p
 after each reasoning token) and of judged prefixes:
 
 - :func:`calibrate_threshold`: the p_z threshold at which at most ``false_alarm`` of the benign
-  completions ever alarm (fixed on benign prompts, then used unchanged on every policy);
+  completions ever alarm (fixed on benign prompts, then used unchanged on every policy; the rule,
+  :func:`halfway_threshold`, can be replaced through ``threshold_rule``);
 - :func:`alarm_positions`: where each completion's alarm takes effect (the index of the last token
   it keeps; -1: no alarm), as :class:`craft.monitor.LatentMonitor` fires it;
 - :func:`first_harmful_prefix`: the first token whose prefix a text judge finds harmful (the text
@@ -23,7 +24,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 __all__ = ["alarm_positions", "auroc", "auroc_at_fractions", "calibrate_threshold", "first_harmful_prefix",
-           "lead_times", "p_z_at_fraction"]
+           "halfway_threshold", "lead_times", "p_z_at_fraction"]
 
 
 def _min_after(traj: Sequence[float], min_tokens: int) -> float:
@@ -31,21 +32,35 @@ def _min_after(traj: Sequence[float], min_tokens: int) -> float:
     return min(traj[min_tokens - 1:], default=math.inf)
 
 
-def calibrate_threshold(benign: Sequence[Sequence[float]], false_alarm: float, min_tokens: int = 1) -> float:
-    """The largest threshold (alarm when p_z <= it) under which at most ``floor(false_alarm · n)`` of
-    the ``n`` benign trajectories alarm: halfway between the lowest minimum allowed to stay silent
-    and the one below it (just under the lowest minimum when none may alarm)."""
-    if not benign:
-        raise ValueError("calibrate_threshold needs benign trajectories to fix the false-alarm rate")
-    if not 0.0 <= false_alarm < 1.0:
-        raise ValueError(f"false_alarm must be in [0, 1), got {false_alarm}")
-    lows = sorted(_min_after(t, min_tokens) for t in benign)
+def halfway_threshold(minima: Sequence[float], false_alarm: float) -> float:
+    """The package's threshold rule (the default of :func:`calibrate_threshold`'s ``threshold_rule``): with the ``n``
+    benign ``minima`` sorted and ``k = floor(false_alarm · n)`` of them allowed to alarm, halfway between the k-th
+    and the (k+1)-th lowest (``1e-3`` under the lowest stands in for the k-th when ``k = 0``), or just under the
+    (k+1)-th when the two are tied; 1.0 when the (k+1)-th is infinite (a trajectory too short to be read)."""
+    lows = sorted(minima)
     k = int(math.floor(false_alarm * len(lows)))      # how many may alarm
     quiet = lows[k]
     if not math.isfinite(quiet):
         return 1.0
     below = lows[k - 1] if k > 0 else quiet - 1e-3
     return float((below + quiet) / 2) if below < quiet else float(np.nextafter(quiet, -np.inf))
+
+
+def calibrate_threshold(benign: Sequence[Sequence[float]], false_alarm: float, min_tokens: int = 1, *,
+                        threshold_rule: Callable[[list[float], float], float] | None = None) -> float:
+    """The largest threshold (alarm when p_z <= it) under which at most ``floor(false_alarm · n)`` of
+    the ``n`` benign trajectories alarm: halfway between the lowest minimum allowed to stay silent
+    and the one below it (just under the lowest minimum when none may alarm).
+
+    ``threshold_rule(minima, false_alarm) -> float`` replaces that rule (None: :func:`halfway_threshold`); it gets
+    each benign trajectory's lowest p_z once ``min_tokens`` tokens are read (``inf``: never read that many), in the
+    order of ``benign``."""
+    if not benign:
+        raise ValueError("calibrate_threshold needs benign trajectories to fix the false-alarm rate")
+    if not 0.0 <= false_alarm < 1.0:
+        raise ValueError(f"false_alarm must be in [0, 1), got {false_alarm}")
+    minima = [_min_after(t, min_tokens) for t in benign]
+    return float((threshold_rule or halfway_threshold)(minima, false_alarm))
 
 
 def alarm_positions(trajectories: Sequence[Sequence[float]], threshold: float, min_tokens: int = 1) -> list[int]:

@@ -17,7 +17,7 @@ trainer, a dataset and a rollout; it has no function for one group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
 import numpy as np
@@ -46,16 +46,20 @@ def group_advantages(rewards: Sequence[float], scale_rewards: str = "group") -> 
 
 def score_group(model, tokenizer, prompt: Prompt, completion_ids: Sequence[Sequence[int]], cfg: R2LConfig,
                 judge: Judge, heads: LCLRHeads | None = None, spec: LatentSpec | None = None,
-                reasoning_judge: Judge | None = None) -> pd.DataFrame:
+                reasoning_judge: Judge | None = None,
+                consistency: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> pd.DataFrame:
     """One row per completion of ``prompt`` (``completion_ids``: the policy's own tokens, as sampled): its
     ``reasoning`` and ``answer``, each reward term of ``cfg.variant`` (a column per reward, by its name:
     ``r_ls``, ``r_txt``, ``r_cons``, ...), the weighted ``reward`` and the group ``advantage``. ``model`` is the
-    policy the latent terms read; ``heads``/``spec`` as for :func:`~craft.r2l.rewards.build_rewards`."""
+    policy the latent terms read; ``heads``/``spec`` as for :func:`~craft.r2l.rewards.build_rewards`, and
+    ``consistency``, a rule ``(p_z, p_safe) -> R_cons`` in place of the paper's
+    (:class:`~craft.r2l.rewards.ConsistencyReward`)."""
     grpo = cfg.grpo
     if grpo.get("multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
         raise ValueError("score_group follows multi_objective_aggregation='sum_then_normalize' (TRL's default)")
     rewards, weights, scorer = build_rewards(cfg.variant, heads, spec, tokenizer, judge, cfg.weights,
-                                             cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward, reasoning_judge)
+                                             cfg.alpha_beta_gamma, cfg.harmful_only, cfg.task_reward, reasoning_judge,
+                                             consistency)
     if scorer is not None:
         scorer.trainer = SimpleNamespace(model=model)          # the scorer reads the policy as trainer.model
     row = make_prompt_dataset([prompt], tokenizer)[0]

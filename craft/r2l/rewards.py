@@ -48,7 +48,9 @@ Deviations and choices:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
+import numpy as np
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
@@ -194,13 +196,18 @@ class DisclosureReward(ReasoningTextReward):
 
 
 class ConsistencyReward(_Reward):
-    """R_cons = 1 − |p_z − P(safe | y)| (paper §4.2): latent and text verdicts must agree."""
+    """R_cons = 1 − |p_z − P(safe | y)| (paper §4.2): latent and text verdicts must agree.
+
+    ``rule`` (None: the paper's) replaces the formula: ``rule(p_z, p_safe)`` takes two float arrays, the safety
+    head's p_z and the judge's P(safe | y) of the completions the term applies to, and returns their R_cons. It
+    is a teaching hook (notebook 03's build exercise scores a real group with a student's R_cons)."""
 
     name = "r_cons"
 
-    def __init__(self, scorer: LatentScorer, text: TextJudge, harmful_only: bool = True):
+    def __init__(self, scorer: LatentScorer, text: TextJudge, harmful_only: bool = True,
+                 rule: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
         super().__init__(harmful_only)
-        self.scorer, self.text = scorer, text
+        self.scorer, self.text, self.rule = scorer, text, rule
 
     def values(self, prompts, completions, completion_ids, kwargs):
         n, harmful = len(prompts), harmful_flags(kwargs, len(prompts))
@@ -210,7 +217,18 @@ class ConsistencyReward(_Reward):
         if t is None:
             return [MASKED_VALUE] * n, applied
         p_z = _scatter(t["p_z"].tolist(), applied)
-        vals = [1.0 - abs(z - p) if a else MASKED_VALUE for z, p, a in zip(p_z, judged.answer, applied)]
+        if self.rule is None:
+            vals = [1.0 - abs(z - p) if a else MASKED_VALUE for z, p, a in zip(p_z, judged.answer, applied)]
+        else:
+            on = [i for i, a in enumerate(applied) if a]
+            ruled = np.asarray(self.rule(np.array([p_z[i] for i in on], dtype=float),
+                                         np.array([judged.answer[i] for i in on], dtype=float)), dtype=float)
+            if ruled.shape != (len(on),):
+                raise ValueError(f"the R_cons rule returned shape {ruled.shape}; it must return one value per "
+                                 f"completion it is given ({len(on)},)")
+            vals = [MASKED_VALUE] * n
+            for i, v in zip(on, ruled.tolist()):
+                vals[i] = v
         if kwargs.get("log_metric") is not None:
             kwargs["log_metric"]("latent/p_z_applied_mean", mean(t["p_z"].tolist()))
         return vals, applied
@@ -252,6 +270,7 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
                   weights: tuple[float, float, float] = (0.5, 0.4, 0.2),
                   alpha_beta_gamma: tuple[float, float, float] = (1.0, 1.0, 0.5),
                   harmful_only: bool = True, task_reward: float = 0.0, reasoning_judge: Judge | None = None,
+                  consistency: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                   ) -> tuple[list[_Reward], list[float], LatentScorer | None]:
     """The reward list, its weights and the shared scorer (None when no latent term is used).
 
@@ -262,7 +281,7 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
     R_dis from ``reasoning_judge`` (there the exact reasoning judge), a positive control. For ``no_lclr`` pass
     ``random_heads(trained, seed)``; for ``shuffled_lclr`` heads fit on shuffled labels
     (:func:`craft.stages.lclr.shuffled_label_heads`). ``task_reward`` > 0 appends :class:`TaskReward` with that weight.
-    Remember ``scorer.trainer = trainer``.
+    ``consistency``: the rule of :class:`ConsistencyReward` (None: the paper's). Remember ``scorer.trainer = trainer``.
     """
     reward_weights = variant_weights(variant, weights, task_reward)
     terms = VARIANTS[variant]
@@ -277,7 +296,7 @@ def build_rewards(variant: str, heads: LCLRHeads | None, spec: LatentSpec | None
     alpha, beta, gamma = alpha_beta_gamma
     make = {"ls": lambda: LatentSafetyReward(scorer, alpha, beta, gamma, harmful_only),
             "txt": lambda: TextSafetyReward(text),
-            "cons": lambda: ConsistencyReward(scorer, text, harmful_only),
+            "cons": lambda: ConsistencyReward(scorer, text, harmful_only, consistency),
             "rtxt": lambda: ReasoningTextReward(TextJudge(reasoning_judge, judge_answer=False,
                                                           log_prefix="reasoning_judge")),
             "dis": lambda: DisclosureReward(TextJudge(reasoning_judge, judge_answer=False,

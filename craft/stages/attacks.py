@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from craft.attacks import FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
+from craft.attacks import FuzzOutcome, FuzzSettings, GCGSettings, best_prompts, fuzz_templates, gcg_prompts
 from craft.evaluate import GenerationSettings, coded_counts, generate, judge_records
 from craft.io import atomic_write
 from craft.latents import trace_latents
@@ -66,7 +66,7 @@ from craft.stages.r2l import R2L_MAKER, finished_policies
 from craft.types import Prompt
 
 __all__ = ["FITNESS", "POLICIES", "AttackResult", "attack_goals", "attack_policies", "attacks_stage", "fitness",
-           "metric_key", "regime_attacks"]
+           "fuzz_policy", "metric_key", "regime_attacks"]
 
 POLICIES = ("base", "output_only", "craft")
 SAMPLING = 3      # how a unit samples (3: each regime's attack in batches of its own); in its identity
@@ -137,9 +137,10 @@ class _Responder:
     """The fuzzer's view of the policy: a batch of prompts in, sampled completions out (each call a
     new sampling seed, drawn from the attack seed and the regime), and success = :func:`fitness`."""
 
-    def __init__(self, run: Run, model, tok, goals: list[Prompt], seed: int, salt: int = 0):
+    def __init__(self, run: Run, model, tok, goals: list[Prompt], seed: int, salt: int = 0, fitness_fn=None):
         self.run, self.model, self.tok, self.seed, self.salt, self.calls = run, model, tok, seed, salt, 0
         self.by_text = {g.text: g for g in goals}
+        self.fitness = fitness if fitness_fn is None else fitness_fn
 
     def respond(self, prompts: list[str]) -> list[str]:
         self.calls += 1
@@ -148,8 +149,23 @@ class _Responder:
 
     def success(self, goals: list[str], completions: list[str]) -> list[float]:
         prompts = [_attacked(self.by_text[g], g, "fuzz") for g in goals]
-        return fitness(judge_records(prompts, completions, self.run.source.judge("reasoning"),
-                                     self.run.source.judge("response")))
+        return list(self.fitness(judge_records(prompts, completions, self.run.source.judge("reasoning"),
+                                               self.run.source.judge("response"))))
+
+
+def fuzz_policy(run: Run, model, tok, goals: list[Prompt], seed: int, regime: str = "direct",
+                settings: FuzzSettings | None = None, fitness_fn=None) -> FuzzOutcome:
+    """The fuzzer's search against one policy (``model``, ``tok``), as :func:`attacks_stage` runs it for attack seed
+    ``seed`` from ``regime``: the source's seed templates and synonyms, each goal's prompt in the slot, the policy's
+    sampled answers judged and scored by the fitness. ``settings``: None, the run's ``attacks.fuzz`` with ``seed``.
+
+    ``fitness_fn(records) -> scores``: the fuzzer's graded success of each judged completion (``records``: a frame of
+    :func:`craft.evaluate.judge_records`, one row per completion; scores in [0, 1]); None is the package's own,
+    :func:`fitness`. A hook for an exercise (notebook 07): the stage itself always uses :func:`fitness`."""
+    settings = _settings(run, seed)[1] if settings is None else settings
+    responder = _Responder(run, model, tok, goals, seed, salt=ATTACK_REGIMES.index(regime), fitness_fn=fitness_fn)
+    return fuzz_templates(run.source.fuzz_seeds(), [g.text for g in goals], responder.respond, responder.success,
+                          settings, rephrase=run.source.fuzz_synonyms(), progress=run.progress)
 
 
 def _search(run: Run, model, tok, goals: list[tuple[Prompt, str]], seed: int, regime: str = "direct"):
@@ -169,10 +185,7 @@ def _search(run: Run, model, tok, goals: list[tuple[Prompt, str]], seed: int, re
                              losses=json.dumps([round(float(x), 6) for x in out.losses])))
     if "fuzz" in attacks:
         t0 = time.perf_counter()
-        responder = _Responder(run, model, tok, prompts, seed, salt=ATTACK_REGIMES.index(regime))
-        outcome = fuzz_templates(run.source.fuzz_seeds(), [g.text for g in prompts], responder.respond,
-                                 responder.success, fuzz_settings, rephrase=run.source.fuzz_synonyms(),
-                                 progress=run.progress)
+        outcome = fuzz_policy(run, model, tok, prompts, seed, regime, fuzz_settings)
         sent = best_prompts(outcome, [g.text for g in prompts])
         seconds = (time.perf_counter() - t0) / len(prompts)
         rows += [dict(attack="fuzz", goal=g.request, prompt=p, loss=float("nan"), seconds=seconds,

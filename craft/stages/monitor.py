@@ -32,6 +32,7 @@ earlier stages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,7 @@ from craft.stats import wilson_ci
 from craft.types import RETHINK, SAFE, UNSAFE
 
 __all__ = ["CONTROL", "MonitorResult", "benign_halves", "checked_policies", "control_job", "monitor_stage",
-           "obfuscation_verdicts", "trained_policies"]
+           "obfuscation_verdicts", "recalibrate", "trained_policies"]
 
 CONTROL = "control-obfuscator"   # the positive control's name in the stage's tables
 
@@ -248,8 +249,10 @@ def _own_latent_terms(run: Run, model, tok, heads: LCLRHeads, records: pd.DataFr
     return records.assign(r_ls=r_ls.float().cpu().numpy(), p_z_final=t["p_z"].float().cpu().numpy())
 
 
-def monitor_stage(run: Run) -> MonitorResult:
-    """Run the three parts of the module docstring; see :class:`MonitorResult`."""
+def monitor_stage(run: Run, *, threshold_rule: Callable[[list[float], float], float] | None = None) -> MonitorResult:
+    """Run the three parts of the module docstring; see :class:`MonitorResult`. ``threshold_rule``: how both alarm
+    thresholds are fixed from the benign minima (:func:`craft.monitor.calibrate_threshold`'s hook; None: the
+    package's :func:`craft.monitor.halfway_threshold`)."""
     m = run.params.monitor
     heads = trained_heads(run)
     prompts = _prompts(run)
@@ -261,8 +264,10 @@ def monitor_stage(run: Run) -> MonitorResult:
         if threshold is None:       # fixed once, on one half of the base policy's benign completions
             records = records.assign(benign_split=benign_halves(records, run.params.seed))
             benign = records[records.benign_split == "fit"]
-            threshold = calibrate_threshold(list(benign.p_z), m.false_alarm, m.min_tokens)
-            text_threshold = 1.0 - calibrate_threshold(_benign_minimum_harm(run, benign, tok), m.false_alarm)
+            threshold = calibrate_threshold(list(benign.p_z), m.false_alarm, m.min_tokens,
+                                            threshold_rule=threshold_rule)
+            text_threshold = 1.0 - calibrate_threshold(_benign_minimum_harm(run, benign, tok), m.false_alarm,
+                                                       threshold_rule=threshold_rule)
         frames.append(_own_latent_terms(run, model, tok, heads, _detection(run, records, threshold,
                                                                             text_threshold, tok)))
         obfuscation += _obfuscation(run, name, model, tok, heads)
@@ -338,6 +343,41 @@ def _verdict_metrics(verdicts: pd.DataFrame) -> dict:
     return out
 
 
+def _false_alarm_halves(rows: pd.DataFrame, prefix: str) -> dict:
+    """The benign false-alarm rate (with its 95 % Wilson interval) and count on each half of ``benign_split``."""
+    out = {}
+    for split in ("fit", "heldout"):
+        alarms = rows[rows.benign_split == split].alarm >= 0
+        rate, lo, hi = wilson_ci(int(alarms.sum()), len(alarms)) if len(alarms) else (float("nan"),) * 3
+        out |= {f"{prefix}false_alarm_benign_{split}": rate, f"{prefix}false_alarm_benign_{split}_lo": lo,
+                f"{prefix}false_alarm_benign_{split}_hi": hi, f"{prefix}n_benign_{split}": int(len(alarms))}
+    return out
+
+
+def recalibrate(run: Run, base: pd.DataFrame, *, false_alarm: float | None = None, min_tokens: int | None = None,
+                threshold_rule: Callable[[list[float], float], float] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Part 1's latent monitor on the base policy's rollouts again, from what they hold (no sampling, no judge):
+    the threshold fixed anew on their ``fit`` half (``benign_split``) with ``false_alarm`` and ``min_tokens``
+    (None: ``run.params.monitor``'s) and ``threshold_rule`` (:func:`craft.monitor.calibrate_threshold`'s hook), then
+    the alarms and their lead over the disclosures already found. ``base``: the ``base`` rows of
+    :attr:`MonitorResult.rollouts`. Returns those rows with ``alarm`` and ``lead`` recomputed, and the ``monitor_``
+    numbers of :attr:`MonitorResult.metrics` that depend on them (``monitor_threshold``, the false-alarm rates of
+    each half, AUROC, lead times, alarm rates); with the run's settings they are the stage's own."""
+    m = run.params.monitor
+    false_alarm = m.false_alarm if false_alarm is None else false_alarm
+    min_tokens = m.min_tokens if min_tokens is None else min_tokens
+    if "benign_split" not in base or not (base.benign_split == "fit").any():
+        raise ValueError("recalibrate needs the base policy's rollouts (MonitorResult.rollouts, policy 'base'): "
+                         "the threshold is fixed on their benign 'fit' half")
+    fit = base[base.benign_split == "fit"]
+    threshold = calibrate_threshold(list(fit.p_z), false_alarm, min_tokens, threshold_rule=threshold_rule)
+    alarms = alarm_positions(list(base.p_z), threshold, min_tokens)
+    rows = base.assign(alarm=alarms, lead=[None if a < 0 or d < 0 else d - a for a, d in zip(alarms, base.disclosure)])
+    out = {"monitor_threshold": threshold, "monitor_false_alarm": false_alarm, "monitor_min_tokens": min_tokens,
+           **_summaries(run, rows, "monitor_"), **_false_alarm_halves(rows, "monitor_")}
+    return rows, {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
 def _metrics(run: Run, rollouts: pd.DataFrame, stopped: pd.DataFrame, obf: pd.DataFrame, threshold: float,
              text_threshold: float) -> dict:
     base = rollouts[rollouts.policy == "base"]
@@ -348,11 +388,7 @@ def _metrics(run: Run, rollouts: pd.DataFrame, stopped: pd.DataFrame, obf: pd.Da
     out |= {k: v for k, v in _summaries(run, text, "text_monitor_").items() if "lead" in k or "prevented" in k
             or "false_alarm" in k or "coded" in k}
     for prefix, rows in (("monitor_", base), ("text_monitor_", text)):   # the half no threshold was fixed on
-        for split in ("fit", "heldout"):
-            alarms = rows[rows.benign_split == split].alarm >= 0
-            rate, lo, hi = wilson_ci(int(alarms.sum()), len(alarms)) if len(alarms) else (float("nan"),) * 3
-            out |= {f"{prefix}false_alarm_benign_{split}": rate, f"{prefix}false_alarm_benign_{split}_lo": lo,
-                    f"{prefix}false_alarm_benign_{split}_hi": hi, f"{prefix}n_benign_{split}": int(len(alarms))}
+        out |= _false_alarm_halves(rows, prefix)
     for name in rollouts.policy.unique():
         if name == "base":
             continue

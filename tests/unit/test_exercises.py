@@ -124,6 +124,15 @@ def test_every_notebook_has_two_or_more_complete_exercises(nb_path):
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_a_build_and_an_intervene_exercise(nb_path):
+    """Not only read-outs: in each notebook the student writes something the package then uses ("Build:") and
+    changes one setting, predicts and measures ("Intervene:"); the heading says which."""
+    kinds = [re.search(r"— (Build|Intervene):", cells[0].source) for cells in _exercises(nbformat.read(nb_path, 4))]
+    found = {m[1] for m in kinds if m}
+    assert found == {"Build", "Intervene"}, f"{nb_path.name} lacks a {sorted({'Build', 'Intervene'} - found)} exercise"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercises_come_last_and_nothing_after_them_is_a_claim(nb_path):
     nb = nbformat.read(nb_path, as_version=4)
     first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))

@@ -62,6 +62,7 @@ NOT_FROM_A_RUN = {
 }
 NUMBER = re.compile(r"(?<![\w.])[−-]?\d+\.\d+(?:e[−-]?\d+)?(?![\w.])|(?<![\w.])\d+(?= ?%)")
 VALUE = re.compile(r"[−-]?\d+(?:\.\d+)?(?:e[−-]?\d+)?")
+REFERENCE = re.compile(r"(?:Theorem|Definition|Exercises?|Table|Fig\.|Section|§) ?\d+(?:\.\d+)*")
 
 
 def _outputs(notebook: Path) -> str:
@@ -106,6 +107,7 @@ def readme_numbers_not_printed(readme: str, notebooks: dict[str, str]) -> list[s
     section = readme.split(RESULTS[0], 1)[1].split(RESULTS[1], 1)[0]
     for phrase in NOT_FROM_A_RUN:
         section = section.replace(phrase, " ")
+    section = REFERENCE.sub(" ", section)            # "Theorem 5.1", "Exercise 3.4", "§4.2": names, not results
     missing = []
     for block in re.split(r"\n(?=- \*\*)|\n\n", section):
         named = sorted(set(re.findall(r"[Nn]otebooks? (\d\d)", block)))

@@ -5,6 +5,7 @@ scorer (fake scorer, fake judge, tiny heads)."""
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,6 +166,23 @@ def test_consistency_reward_values():
     text = TextJudge(TableJudge([1.0, 1.0, 0.25, 0.0]), judge_reasoning=False)
     r = call(ConsistencyReward(s, text, harmful_only=False), 4)
     assert r == pytest.approx([0.9, 0.1, 0.75, 0.0])
+
+
+def test_consistency_rule_hook_replaces_the_formula_on_the_applied_completions_only():
+    s = FakeScorer([0] * 4, [0] * 4, [0] * 4, [0.9, 0.1, 0.5, 1.0])
+    text = TextJudge(TableJudge([1.0, 1.0, 0.25, 0.0]), judge_reasoning=False)
+    flags = [True, True, False, True]
+    paper = call(ConsistencyReward(s, text), 4, harmful=flags)
+    same = call(ConsistencyReward(s, text, rule=lambda z, p: 1 - np.abs(z - p)), 4, harmful=flags)
+    assert same == pytest.approx(paper)                  # the paper's rule passed in: the same values
+    seen = []
+    squared = call(ConsistencyReward(s, text, rule=lambda z, p: seen.append((z, p)) or 1 - (z - p) ** 2), 4,
+                   harmful=flags)
+    assert squared == pytest.approx([1 - 0.01, 1 - 0.81, MASKED_VALUE, 1 - 0.25])  # benign: the constant
+    np.testing.assert_allclose(seen[0][0], [0.9, 0.1, 0.5])           # only the harmful completions' latents
+    np.testing.assert_allclose(seen[0][1], [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="one value per completion"):
+        call(ConsistencyReward(s, text, rule=lambda z, p: np.zeros(2)), 4, harmful=flags)
 
 
 def test_benign_prompts_get_the_constant_when_harmful_only():
