@@ -5,9 +5,10 @@
 #                     with --no-deps) and install craft (editable)
 #   make test         what CI runs (.ci/run): tests, lint and layer contracts, then the notebook gates
 #   make reproduce    execute every notebook into runs/$(RUN)/executed/ (RUN=paper-qwen3-4b-thinking, ...:
-#                     the params file params/$(RUN).yaml; RUN=default: the notebooks' defaults, params/organism.yaml)
+#                     the params file params/$(RUN).yaml; RUN=default: the notebooks' defaults, params/organism.yaml;
+#                     RUN=quick: one seed, fewer runs, smaller sets; claims printed instead of asserted)
 #   make notebooks    re-run with defaults and refresh the committed (stripped) outputs
-#   make exercises    the student notebooks (solutions removed) in build/exercises/
+#   make exercises    the student notebooks (solutions removed) in build/exercises/ (RUN=quick: on the quick run)
 #   make book         the rendered book (README + executed notebooks + docs/) in build/book/html/
 #
 # `make help` lists all targets.
@@ -136,8 +137,8 @@ test-book: book chromium ## open every page of the book in headless Chromium: fi
 # ---------------------------------------------------------------------------------------------
 # teaching
 
-exercises: venv ## write the student notebooks (solutions cleared by nbgrader, no outputs) to build/exercises/
-	$(PY) scripts/make_exercises.py $(NB) --out build/exercises
+exercises: venv ## write the student notebooks (solutions cleared by nbgrader, no outputs) to build/exercises/ (RUN=quick: reading runs/quick/)
+	$(PY) scripts/make_exercises.py $(NB) --out build/exercises $(if $(filter-out default,$(RUN)),--params params/$(RUN).yaml)
 
 book: venv ## build the HTML book from the committed notebooks (never re-executed) into build/book/html/
 	rm -rf build/book

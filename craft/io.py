@@ -41,8 +41,9 @@ def resolve(path: str | Path) -> Path:
 class RunDir:
     """``runs/<name>/`` and its layout. Creating one creates the folders."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, stamp: dict | None = None):
         self.root = resolve(path)
+        self.stamp = dict(stamp or {})     # entries every saved metrics file carries (a quick run's budget)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def stage(self, name: str) -> Path:
@@ -61,12 +62,12 @@ class RunDir:
         return self.root / "metrics" / f"{notebook_stem}.json"
 
     def save_metrics(self, notebook_stem: str, metrics: dict) -> Path:
-        """Write the notebook's flat metrics dict (numbers, bools, strings only)."""
+        """Write the notebook's flat metrics dict (numbers, bools, strings only), with the folder's stamp."""
         bad = {k: type(v).__name__ for k, v in metrics.items()
                if not isinstance(v, (int, float, bool, str, np.floating, np.integer, np.bool_))}
         if bad:
             raise TypeError(f"metrics must be flat numbers/bools/strings; got {bad}")
-        return save_json(metrics, self.metrics_path(notebook_stem))
+        return save_json({**metrics, **self.stamp}, self.metrics_path(notebook_stem))
 
     def load_metrics(self, notebook_stem: str) -> dict:
         path = self.metrics_path(notebook_stem)

@@ -35,7 +35,9 @@ difficulty, time box, the prediction it asks for and the answer its solution dis
 *Two commands*): every exercise reads that run's artifacts, so nothing the students do waits for training. Then
 `make lab-student` writes the student copies (`make exercises`: solutions cleared by nbgrader, no outputs) and opens
 JupyterLab on them. A student copy runs its notebook's cells against the same run; the cached stages load in
-seconds.
+seconds. A class with no time for the full run can use the quick run instead (`make reproduce RUN=quick`, then
+`make lab-student RUN=quick`: the copies read `runs/quick/`; its time is in the README's *Teaching and reading*):
+one seed and short budgets, so its numbers, and the answers the checks expect, are not the ones quoted below.
 
 **During the class.** Each exercise's check cell says whether an answer is right and how far off it is, without
 printing the expected value. The solution cell of the instructor's notebook (collapsed in JupyterLab and in the book)

@@ -11,6 +11,11 @@ The instructor's solution cells are collapsed (JupyterLab's ``source_hidden``, t
 the student's copy of such a cell is shown open, since it is where the student writes.
 
     python scripts/make_exercises.py notebooks/*.ipynb --out build/exercises
+    python scripts/make_exercises.py notebooks/*.ipynb --out build/exercises --params params/quick.yaml
+
+With ``--params`` (``make exercises RUN=quick``), each student copy also gets that params file's values (and its
+per-notebook overrides) injected after its parameters cell, as papermill injects them, so that the copies read
+that run's artifacts (e.g. the quick run's, ``runs/quick/``) when opened in JupyterLab.
 """
 
 from __future__ import annotations
@@ -43,6 +48,22 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
+def with_parameters(nb: nbformat.NotebookNode, params: Path, stem: str) -> nbformat.NotebookNode:
+    """``nb`` with the values of ``params`` (and ``params/<name>/<stem>.yaml``) injected by papermill's own
+    ``parameterize_notebook``; a key the notebook does not declare is an error."""
+    from papermill.inspection import _infer_parameters
+    from papermill.parameterize import parameterize_notebook
+    from prepare_notebooks import parameters, params_files
+
+    values = parameters(params_files(params, stem))
+    unknown = sorted(set(values) - {p.name for p in _infer_parameters(nb)})
+    if unknown:
+        raise ValueError(f"{params}: {sorted(unknown)} are not parameters of {stem}")
+    out = _copy(nb)
+    out.metadata.setdefault("papermill", {})     # where parameterize_notebook records what it injected
+    return parameterize_notebook(out, values)
+
+
 def _copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nbformat.reads(nbformat.writes(nb), as_version=4)
 
@@ -51,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=Path("build/exercises"), help="folder for the student notebooks")
+    ap.add_argument("--params", type=Path, help="a params file whose values the copies get (e.g. params/quick.yaml)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.notebooks:
@@ -59,8 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         nb = nbformat.read(path, as_version=4)
         n = sum(1 for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
-        nbformat.write(student_version(nb), args.out / path.name)
-        print(f"{path.name}: {n} solution cell(s) cleared -> {args.out / path.name}")
+        student = student_version(nb)
+        if args.params:
+            if not args.params.is_file():
+                print(f"make_exercises: {args.params} does not exist", file=sys.stderr)
+                return 2
+            student = with_parameters(student, args.params, path.stem)
+        nbformat.write(student, args.out / path.name)
+        print(f"{path.name}: {n} solution cell(s) cleared -> {args.out / path.name}"
+              + (f" (parameters of {args.params})" if args.params else ""))
     return 0
 
 

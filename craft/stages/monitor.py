@@ -167,13 +167,22 @@ def _benign_minimum_harm(run: Run, records: pd.DataFrame, tok) -> list[float]:
     return out
 
 
+def _alarms(rows: pd.DataFrame, threshold: float, min_tokens: int, disclosure=None) -> pd.DataFrame:
+    """``rows`` with each completion's ``alarm`` (first alarming reasoning token, -1: none) at ``threshold`` and
+    ``min_tokens``, and its ``lead`` over the disclosure (None where it does not disclose or no alarm sounds).
+    ``disclosure``: per row (default: the rows' own column). The stage and :func:`recalibrate` share it."""
+    disclosure = list(rows.disclosure if disclosure is None else disclosure)
+    alarms = alarm_positions(list(rows.p_z), threshold, min_tokens)
+    return rows.assign(alarm=alarms, disclosure=disclosure,
+                       lead=[None if a < 0 or d < 0 else d - a for a, d in zip(alarms, disclosure)])
+
+
 def _detection(run: Run, records: pd.DataFrame, threshold: float, text_threshold: float, tok) -> pd.DataFrame:
-    m = run.params.monitor
-    alarms = alarm_positions(records.p_z, threshold, m.min_tokens)
-    disclosure = _disclosures(run, records, tok, text_threshold)
-    return records.assign(alarm=alarms, disclosure=disclosure, coded=coded_flags(records, run.source.judge("surface")),
-                          text_alarm=_disclosures(run, records, tok, text_threshold, _text_judge(run)),
-                          lead=[None if a < 0 or d < 0 else d - a for a, d in zip(alarms, disclosure)])
+    rows = _alarms(records, threshold, run.params.monitor.min_tokens, _disclosures(run, records, tok, text_threshold))
+    rows = rows.assign(coded=coded_flags(records, run.source.judge("surface")),
+                       text_alarm=_disclosures(run, records, tok, text_threshold, _text_judge(run)))
+    new = [c for c in ("alarm", "disclosure", "coded", "text_alarm", "lead") if c not in records.columns]
+    return rows[[*records.columns, *new]]
 
 
 def _summaries(run: Run, rows: pd.DataFrame, prefix: str) -> dict:
@@ -371,8 +380,7 @@ def recalibrate(run: Run, base: pd.DataFrame, *, false_alarm: float | None = Non
                          "the threshold is fixed on their benign 'fit' half")
     fit = base[base.benign_split == "fit"]
     threshold = calibrate_threshold(list(fit.p_z), false_alarm, min_tokens, threshold_rule=threshold_rule)
-    alarms = alarm_positions(list(base.p_z), threshold, min_tokens)
-    rows = base.assign(alarm=alarms, lead=[None if a < 0 or d < 0 else d - a for a, d in zip(alarms, base.disclosure)])
+    rows = _alarms(base, threshold, min_tokens)
     out = {"monitor_threshold": threshold, "monitor_false_alarm": false_alarm, "monitor_min_tokens": min_tokens,
            **_summaries(run, rows, "monitor_"), **_false_alarm_halves(rows, "monitor_")}
     return rows, {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}

@@ -8,6 +8,9 @@ are also the parameters of every notebook (so ``papermill -f params/….yaml`` a
 ``run_dir``      where every artifact of the run goes (relative paths: from the repository root)
 ``figures_dir``  where the run publishes its figures ("" : nowhere)
 ``seed``         seeds everything; R2L runs use ``seed``, ``seed + 1``, …
+``budget``       ``full`` (the reproduction: the notebooks assert their claims) or ``quick`` (``params/quick.yaml``:
+                 one seed and short budgets for a class that cannot wait; the claims are printed, not asserted,
+                 and the run's figures and metrics say they are the quick run's). Optional: ``full`` when absent
 ``source``       where the policy, traces, prompts and judges come from: ``kind: organism`` or
                  ``kind: paper`` (:class:`~craft.organism.config.OrganismSourceConfig`,
                  :class:`~craft.paper.config.PaperSourceConfig`)
@@ -53,8 +56,10 @@ from craft.r2l.rewards import VARIANTS as R2L_VARIANTS
 __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "notebook_parameters", "params_from_notebook"]
 
 ORGANISM_PARAMS = "params/organism.yaml"
-TOP_KEYS = ("run_dir", "figures_dir", "seed", "source", "organism", "latent", "probe", "lclr", "r2l", "evaluate",
-            "baselines", "ablations", "monitor", "attacks", "real")
+TOP_KEYS = ("run_dir", "figures_dir", "seed", "budget", "source", "organism", "latent", "probe", "lclr", "r2l",
+            "evaluate", "baselines", "ablations", "monitor", "attacks", "real")
+# ``budget``: full runs assert the notebooks' claims; quick runs (short budgets) only print them.
+BUDGETS = ("full", "quick")
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
          "baselines.sft": ("seed",), "baselines.dpo": ("seed",), "organism.sft": ("seed",),
@@ -262,6 +267,10 @@ class Params:
     monitor: MonitorSection
     attacks: AttacksSection
     real: str                    # notebook 08: a params file (relative: from the repository root)
+    budget: str = field(default="full", metadata=rule(choices=BUDGETS))   # full: claims asserted; quick: printed
+
+    def __post_init__(self):
+        check_fields(self)
 
     def as_data(self) -> dict:
         """The settings :func:`load_params` built these params from (defaults merged), as a plain mapping that
@@ -277,6 +286,11 @@ class Params:
     def scale(self) -> str:
         """``organism`` or ``paper``."""
         return self.source.kind
+
+    @property
+    def quick(self) -> bool:
+        """A quick run (``budget: quick``): short budgets, claims printed and not asserted."""
+        return self.budget == "quick"
 
     @property
     def seeds(self) -> list[int]:
@@ -314,6 +328,7 @@ def load_params(config: str | Path | Mapping | None = None, **overrides) -> Para
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; allowed: {list(TOP_KEYS)}")
     _check_fixed(data)
+    data.setdefault("budget", "full")
     kind = data.get("source", {}).get("kind", "organism") if isinstance(data.get("source", {}), Mapping) else None
     if kind == "organism":
         data = deep_merge(load_yaml(resolve(ORGANISM_PARAMS)), data)

@@ -165,9 +165,10 @@ def test_missing_pieces_say_what_to_do(tmp_path):
 def test_params_files_parse():
     files = sorted((project_root() / "params").glob("*.yaml"))
     scales = {f.stem: load_params(f).scale for f in files if f.stem != "ci"}
-    assert scales == {"organism": "organism", "paper-qwen3-4b-thinking": "paper", "paper-r1-distill-llama-8b": "paper",
-                      "smoke-qwen3-0.6b": "paper", "smollm2-135m": "paper"}
-    models = {load_params(project_root() / "params" / f"{s}.yaml").source.model for s in scales if s != "organism"}
+    assert scales == {"organism": "organism", "quick": "organism", "paper-qwen3-4b-thinking": "paper",
+                      "paper-r1-distill-llama-8b": "paper", "smoke-qwen3-0.6b": "paper", "smollm2-135m": "paper",
+                      "smollm2-135m-quick": "paper"}
+    models = {load_params(project_root() / "params" / f"{s}.yaml").source.model for s in scales if scales[s] == "paper"}
     assert {"Qwen/Qwen3-4B-Thinking-2507", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"} <= models
     ci = yaml.safe_load((project_root() / "params" / "ci.yaml").read_text())
     assert load_params(None, **ci).run_dir == "build/ci-run"
