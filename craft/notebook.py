@@ -15,8 +15,8 @@ show as usual, and an exception in it fails the cell, so that papermill and nbva
 :func:`check_parameters` turns papermill's warning about an unknown parameter (``-p stepz 5``, which
 papermill injects and then ignores) into an error that names it.
 
-:func:`check_claims` prints a notebook's claims and asserts them; in a quick run (``budget: quick``, whose budgets
-are too short for thresholds written for the full run) it prints them, marked as the quick run's, and asserts nothing.
+:func:`check_claims` prints a notebook's claims and asserts them; in a quick run (``budget: quick``, whose sizes
+are smaller than those the thresholds were written for) it prints them, marked as the quick run's, and asserts nothing.
 
 :func:`show_source` puts the package's own code for an equation on the page (``inspect.getsource``, rendered as
 Markdown, so it shows in the static book too): what the reader sees is what runs, and cannot drift from it.
@@ -52,13 +52,13 @@ def check_claims(claims: Mapping[str, bool], run, *, reported: Iterable[str] = (
     padded to ``width``, and raise ``AssertionError`` naming those that failed. ``run`` (a
     :class:`craft.stages.Run`, or its :class:`~craft.stages.Params`) says whether this is a quick run
     (``budget: quick``): then a first line says the claims are the quick run's and nothing is asserted, since the
-    thresholds were written for the full run's budgets. ``reported`` claims are left to the notebook to print
+    thresholds were written for the full run's sizes. ``reported`` claims are left to the notebook to print
     (they may flip with the draw). Returns the failed claims."""
     params = getattr(run, "params", run)
     reported = set(reported)
     quick = getattr(params, "budget", "full") == "quick"
     if quick:
-        print("quick run (budget: quick): one seed and short budgets; these claims are printed, not asserted")
+        print("quick run (budget: quick): one seed, fewer runs, smaller sets; these claims are printed, not asserted")
     for claim, ok in claims.items():
         if claim not in reported:
             print(f"{claim:<{width}} {ok}")

@@ -37,7 +37,7 @@ difficulty, time box, the prediction it asks for and the answer its solution dis
 JupyterLab on them. A student copy runs its notebook's cells against the same run; the cached stages load in
 seconds. A class with no time for the full run can use the quick run instead (`make reproduce RUN=quick`, then
 `make lab-student RUN=quick`: the copies read `runs/quick/`; its time is in the README's *Teaching and reading*):
-one seed and short budgets, so its numbers, and the answers the checks expect, are not the ones quoted below.
+one seed, fewer runs and smaller sets, so its numbers, and the answers the checks expect, are not the ones quoted below.
 
 **During the class.** Each exercise's check cell says whether an answer is right and how far off it is, without
 printing the expected value. The solution cell of the instructor's notebook (collapsed in JupyterLab and in the book)

@@ -88,15 +88,15 @@ class Run:
     @property
     def budget_note(self) -> str:
         """What a notebook's first line adds for a quick run ("" for the full run)."""
-        return (" — the QUICK run (budget: quick): one seed and short budgets, its numbers are not the reproduction's"
-                if self.params.quick else "")
+        return (" — the QUICK run (budget: quick): one seed, fewer runs and smaller sets, its numbers are not the "
+                "reproduction's" if self.params.quick else "")
 
     def figure(self, fig, name: str) -> list[Path]:
         """Save ``fig`` under ``run_dir/figures/`` and publish it to ``figures_dir``. A quick run's figure says so
         under it."""
         if self.params.quick:
-            fig.text(0.5, -0.01, "quick run (budget: quick): one seed, short budgets; not the reproduction's numbers",
-                     ha="center", va="top", fontsize=8, color="firebrick")
+            fig.text(0.5, -0.01, "quick run (budget: quick): one seed, fewer runs, smaller sets; "
+                     "not the reproduction's numbers", ha="center", va="top", fontsize=8, color="firebrick")
         return io.publish(io.save_figure(fig, self.metrics.figures / name), self.params.figures_dir)
 
 

@@ -9,7 +9,7 @@ are also the parameters of every notebook (so ``papermill -f params/….yaml`` a
 ``figures_dir``  where the run publishes its figures ("" : nowhere)
 ``seed``         seeds everything; R2L runs use ``seed``, ``seed + 1``, …
 ``budget``       ``full`` (the reproduction: the notebooks assert their claims) or ``quick`` (``params/quick.yaml``:
-                 one seed and short budgets for a class that cannot wait; the claims are printed, not asserted,
+                 one seed, fewer runs, smaller sets, for a class that cannot wait; the claims are printed, not asserted,
                  and the run's figures and metrics say they are the quick run's). Optional: ``full`` when absent
 ``source``       where the policy, traces, prompts and judges come from: ``kind: organism`` or
                  ``kind: paper`` (:class:`~craft.organism.config.OrganismSourceConfig`,
@@ -58,7 +58,7 @@ __all__ = ["ORGANISM_PARAMS", "TOP_KEYS", "Params", "load_params", "notebook_par
 ORGANISM_PARAMS = "params/organism.yaml"
 TOP_KEYS = ("run_dir", "figures_dir", "seed", "budget", "source", "organism", "latent", "probe", "lclr", "r2l",
             "evaluate", "baselines", "ablations", "monitor", "attacks", "real")
-# ``budget``: full runs assert the notebooks' claims; quick runs (short budgets) only print them.
+# ``budget``: full runs assert the notebooks' claims; quick runs (one seed, fewer runs, smaller sets) only print them.
 BUDGETS = ("full", "quick")
 # Keys a stage sets itself: refused in a params file.
 FIXED = {"lclr": ("d_model", "layer", "pool", "seed", "variant"), "r2l": ("variant", "seed"), "evaluate": ("seed",),
@@ -289,7 +289,7 @@ class Params:
 
     @property
     def quick(self) -> bool:
-        """A quick run (``budget: quick``): short budgets, claims printed and not asserted."""
+        """A quick run (``budget: quick``): one seed, fewer runs, smaller sets; claims printed, not asserted."""
         return self.budget == "quick"
 
     @property

@@ -1,5 +1,5 @@
-"""The quick run (``params/quick.yaml``, ``budget: quick``): the same world and notebooks at short budgets, its claims
-printed instead of asserted, and its first line, figures and metrics marked as the quick run's."""
+"""The quick run (``params/quick.yaml``, ``budget: quick``): the same world and notebooks on one seed with fewer
+runs, its claims printed instead of asserted, and its first line, figures and metrics marked as the quick run's."""
 
 import dataclasses
 
