@@ -56,7 +56,7 @@ def check_claims(claims: Mapping[str, bool], run, *, reported: Iterable[str] = (
     (they may flip with the draw). Returns the failed claims."""
     params = getattr(run, "params", run)
     reported = set(reported)
-    quick = getattr(params, "budget", "full") == "quick"
+    quick = params.quick
     if quick:
         print("quick run (budget: quick): one seed, fewer runs, smaller sets; these claims are printed, not asserted")
     for claim, ok in claims.items():

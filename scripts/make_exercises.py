@@ -51,12 +51,11 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def with_parameters(nb: nbformat.NotebookNode, params: Path, stem: str) -> nbformat.NotebookNode:
     """``nb`` with the values of ``params`` (and ``params/<name>/<stem>.yaml``) injected by papermill's own
     ``parameterize_notebook``; a key the notebook does not declare is an error."""
-    from papermill.inspection import _infer_parameters
     from papermill.parameterize import parameterize_notebook
-    from prepare_notebooks import parameters, params_files
+    from prepare_notebooks import parameters, params_files, unknown_keys
 
     values = parameters(params_files(params, stem))
-    unknown = sorted(set(values) - {p.name for p in _infer_parameters(nb)})
+    unknown = unknown_keys(nb, values, stem)
     if unknown:
         raise ValueError(f"{params}: {sorted(unknown)} are not parameters of {stem}")
     out = _copy(nb)

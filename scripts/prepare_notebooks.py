@@ -33,19 +33,27 @@ def parameters(files: list[Path]) -> dict:
     return merged
 
 
+def unknown_keys(nb, values: dict, name: str) -> list[str]:
+    """The keys of ``values`` that the parameters cell of ``nb`` (a notebook node named ``name``) does not declare,
+    as papermill's own inspection reads that cell; a notebook without one is an error."""
+    from papermill.inspection import _infer_parameters
+
+    declared = {p.name for p in _infer_parameters(nb)}
+    if not declared:
+        raise ValueError(f"{name}: papermill finds no parameters cell (a code cell tagged `parameters`)")
+    return sorted(set(values) - declared)
+
+
 def prepare(notebook: Path, files: list[Path], out: Path) -> list[str]:
     """Write ``notebook`` with the parameters of ``files`` injected to ``out``; return the unknown keys."""
     import papermill
-    from papermill.inspection import _infer_parameters
     from papermill.iorw import load_notebook_node
 
-    declared = {p.name for p in _infer_parameters(load_notebook_node(str(notebook)))}
-    if not declared:
-        raise ValueError(f"{notebook}: papermill finds no parameters cell (a code cell tagged `parameters`)")
     values = parameters(files)
+    unknown = unknown_keys(load_notebook_node(str(notebook)), values, str(notebook))
     papermill.execute_notebook(str(notebook), str(out), parameters=values, prepare_only=True, progress_bar=False,
                                log_output=False)
-    return sorted(set(values) - declared)
+    return unknown
 
 
 def main(argv: list[str] | None = None) -> int:
