@@ -55,9 +55,9 @@ def pytest_runtest_call(item):
     seen = item.parent.__dict__.setdefault("_craft_outputs", {})
     seen[index] = list(outputs)
     if "check" in cell.metadata.get("tags", []):
-        from craft.exercises import given_away, output_text, recorded_answers
+        from craft.exercises import exercise_start, given_away, output_text, recorded_answers
 
-        start = max((i for i in range(index) if "exercise" in cells[i].metadata.get("tags", [])), default=0)
+        start = exercise_start(cells, index)
         above = [(f"cell {i} ({cells[i].source.splitlines()[0][:60]!r})", output_text(outs))
                  for i, outs in sorted(seen.items()) if i < start]
         for name, expected in recorded_answers(outputs):

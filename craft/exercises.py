@@ -151,7 +151,8 @@ def output_text(outputs: Iterable[Mapping]) -> str:
     parts = []
     for out in outputs:
         if out.get("output_type") == "stream":
-            parts.append(out.get("text", ""))
+            text = out.get("text", "")
+            parts.append(text if isinstance(text, str) else "".join(text))   # a file's JSON keeps lines
         elif "text/plain" in out.get("data", {}):
             text = out["data"]["text/plain"]
             parts.append(text if isinstance(text, str) else "".join(text))
@@ -189,3 +190,29 @@ def given_away(expected: Sequence[float], above: Iterable[tuple[str, str]]) -> l
     forms = {f: x for x in expected for f in printed_forms(x)}
     found = answer_leaks(list(forms.values()), above)
     return found if 2 * len(found) > len(forms) else []
+
+
+def exercise_start(cells: Sequence[Mapping], index: int) -> int:
+    """The index of the exercise a check cell at ``index`` belongs to: the last cell before it tagged
+    ``exercise`` (0 when none is). Outputs of the cells before that one are "above the exercise"."""
+    return max((i for i in range(index) if "exercise" in (cells[i].get("metadata") or {}).get("tags", [])),
+               default=0)
+
+
+def notebook_leaks(cells: Sequence[Mapping]) -> list[dict]:
+    """Every answer of a notebook's stored outputs that the outputs above its exercise give away
+    (:func:`given_away`): ``{"cell", "exercise", "leaks"}`` per answer. The rule nbval applies while it
+    executes the notebooks (``conftest.py``), applied to the outputs a notebook file holds."""
+    found = []
+    for index, cell in enumerate(cells):
+        if "check" not in (cell.get("metadata") or {}).get("tags", []):
+            continue
+        start = exercise_start(cells, index)
+        above = [(f"cell {i}", output_text(cells[i].get("outputs", []))) for i in range(start)
+                 if cells[i].get("cell_type") == "code"]
+        for name, expected in recorded_answers(cell.get("outputs", [])):
+            leaks = given_away(expected, above)
+            if leaks:
+                found.append({"cell": index, "exercise": name, "leaks": leaks})
+    return found
+
