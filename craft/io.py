@@ -131,6 +131,60 @@ def load_json(path: str | Path, remedy: str = "delete it, and the stage that wro
         raise DamagedFileError(path, f"not valid JSON: {e}", remedy) from None
 
 
+def _frame_value(x):
+    """A cell of a frame as exact JSON: Python numbers as they are (``json`` writes a float's shortest exact repr,
+    NaN as ``NaN``), numpy scalars unwrapped, pandas' NA as null, lists and dicts cell by cell."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (list, tuple)):
+        return [_frame_value(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _frame_value(v) for k, v in x.items()}
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    import pandas as pd
+
+    if x is pd.NA or x is pd.NaT:
+        return None
+    raise TypeError(f"a frame cell of type {type(x).__name__} has no exact JSON form: {x!r:.80}")
+
+
+def frame_json(df) -> str:
+    """A pandas DataFrame as JSON that :func:`read_frame_json` reads back equal, dtypes and values exact: each
+    column's dtype and cells (floats written exactly, lists kept as lists), the index and its name. Not pickle, so
+    a run folder holds no code. Raises TypeError for a cell with no exact JSON form (an array, an object)."""
+    import pandas as pd
+
+    index = df.index
+    ranged = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    return json.dumps({
+        "columns": [str(c) for c in df.columns], "dtypes": [str(t) for t in df.dtypes],
+        "data": [[_frame_value(v) for v in df[c].tolist()] for c in df.columns],
+        "index": len(index) if ranged else [_frame_value(v) for v in index.tolist()],
+        "index_name": index.name, "index_dtype": str(index.dtype)})
+
+
+def read_frame_json(text: str):
+    """The DataFrame :func:`frame_json` wrote."""
+    import pandas as pd
+
+    obj = json.loads(text)
+    if isinstance(obj["index"], int):
+        index = pd.RangeIndex(obj["index"], name=obj["index_name"])
+    else:
+        index = pd.Index(obj["index"], name=obj["index_name"], dtype=obj["index_dtype"])
+    columns = {}
+    for name, dtype, cells in zip(obj["columns"], obj["dtypes"], obj["data"]):
+        if dtype == "object":                  # cell by cell: pandas would read a column of lists as a table
+            series = pd.Series([None] * len(cells), index=index, dtype=object)
+            for i, cell in enumerate(cells):
+                series.iat[i] = cell
+        else:
+            series = pd.Series(cells, index=index, dtype=dtype)
+        columns[name] = series
+    return pd.DataFrame(columns, index=index, columns=obj["columns"])
+
+
 def save_figure(fig, stem: str | Path, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
     """Save ``fig`` as ``<stem>.<fmt>`` for each format, then close it. Returns the paths."""
     import matplotlib.pyplot as plt

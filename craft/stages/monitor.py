@@ -27,19 +27,25 @@ unseen hazards, benign and arithmetic prompts).
 The positive control lives in ``run_dir/06_monitor_reasoning/obfuscator-seed<seed>/`` (an R2L run folder like
 notebook 03's, checked against the params the same way). Notebook 03 trains it in its pool of workers
 (:func:`control_job`); where it is missing this stage trains it; everything else is read from the caches of
-earlier stages.
+earlier stages. The stage's result is cached in ``run_dir/06_monitor_reasoning/result/`` under what made it (the
+checked policies and the heads by content, the monitor, decoding, latent, LCLR and reward settings, the prompts,
+traces and judges): a second call reads it back in seconds, a changed input computes it again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from craft.evaluate import coded_flags, judge_records
+from craft.io import atomic_write, frame_json, load_json, read_frame_json
 from craft.latents import trace_latents, trace_token_states
 from craft.lclr import LCLRHeads
 from craft.monitor import (
@@ -51,13 +57,16 @@ from craft.monitor import (
     lead_times,
     monitored_generate,
 )
+from craft.runs import Artifact, is_main_process, json_hash, locked
 from craft.stages.common import Run, free_memory, generation_settings
 from craft.stages.lclr import lclr_config, trained_heads
+from craft.stages.probe import resolve_latent
 from craft.stages.r2l import R2L_MAKER, finished_policies, r2l_run
 from craft.stats import wilson_ci
 from craft.types import RETHINK, SAFE, UNSAFE
 
-__all__ = ["CONTROL", "MonitorResult", "benign_halves", "checked_policies", "control_job", "monitor_stage",
+__all__ = ["CONTROL", "MonitorResult", "benign_halves", "checked_policies", "control_job", "monitor_artifact",
+           "monitor_stage",
            "obfuscation_verdicts", "recalibrate", "trained_policies"]
 
 CONTROL = "control-obfuscator"   # the positive control's name in the stage's tables
@@ -258,14 +267,65 @@ def _own_latent_terms(run: Run, model, tok, heads: LCLRHeads, records: pd.DataFr
     return records.assign(r_ls=r_ls.float().cpu().numpy(), p_z_final=t["p_z"].float().cpu().numpy())
 
 
+_FRAMES = ("rollouts", "stopped", "obfuscation", "verdicts")
+
+
+def _traces_hash(traces) -> str:
+    return json_hash([(t.prompt, t.reasoning, t.answer, t.label_index) for t in traces])
+
+
+def monitor_artifact(run: Run, policies: dict[str, str], prompts) -> Artifact:
+    """The cache of the stage's result (``06_monitor_reasoning/result/``), under everything that decides it."""
+    p, source = run.params, run.source
+    identity = {"monitor": p.section("monitor"), "evaluate": dataclasses.asdict(generation_settings(run)),
+                "latent": dataclasses.asdict(resolve_latent(run)), "lclr": p.section("lclr"),
+                "reward": {"alpha": p.r2l.alpha, "beta_ls": p.r2l.beta_ls, "gamma": p.r2l.gamma},
+                "seed": p.seed, "policies": {name: source.policy_fingerprint(path) for name, path in policies.items()},
+                "heads": source.policy_fingerprint(str(run.heads_dir())), "judges": source.judge_identity(),
+                "prompts": json_hash([dataclasses.asdict(x) for x in prompts]),
+                "traces": {split: _traces_hash(source.traces("lclr", split))
+                           for split in ("train", "test", "unseen_test")},
+                "check": [BEHAVIOUR_DROP, P_Z_SHIFT, AUROC_DROP, OWN_P_Z_RISE, MIN_OWN]}
+    return Artifact(run.stage_dir("monitor") / "result", identity, recompute=True, what="monitor result")
+
+
+def _save(result: MonitorResult, folder: Path) -> None:
+    for name in _FRAMES:
+        atomic_write(folder / f"{name}.json", frame_json(getattr(result, name)))
+    atomic_write(folder / "numbers.json", json.dumps({"threshold": result.threshold, "text_threshold":
+                                                      result.text_threshold, "metrics": result.metrics}))
+
+
+def _load(folder: Path) -> MonitorResult:
+    numbers = load_json(folder / "numbers.json")
+    frames = {name: read_frame_json((folder / f"{name}.json").read_text(encoding="utf-8")) for name in _FRAMES}
+    return MonitorResult(numbers["threshold"], numbers["text_threshold"], metrics=numbers["metrics"], **frames)
+
+
 def monitor_stage(run: Run, *, threshold_rule: Callable[[list[float], float], float] | None = None) -> MonitorResult:
     """Run the three parts of the module docstring; see :class:`MonitorResult`. ``threshold_rule``: how both alarm
     thresholds are fixed from the benign minima (:func:`craft.monitor.calibrate_threshold`'s hook; None: the
-    package's :func:`craft.monitor.halfway_threshold`)."""
-    m = run.params.monitor
-    heads = trained_heads(run)
+    package's :func:`craft.monitor.halfway_threshold`). With the package's rule the result is cached
+    (:func:`monitor_artifact`; read back exactly, floats and dtypes included); another rule computes it afresh
+    and caches nothing."""
     prompts = _prompts(run)
     policies = {"base": run.source.base_policy(), **trained_policies(run), **checked_policies(run)}
+    if threshold_rule is not None:
+        return _monitor(run, policies, prompts, threshold_rule)
+    artifact = monitor_artifact(run, policies, prompts)
+    with locked(artifact.path):
+        if not artifact.claim():
+            result = _monitor(run, policies, prompts, None)
+            if is_main_process():
+                _save(result, artifact.path)
+            artifact.finish()
+            return result
+    return _load(artifact.path)
+
+
+def _monitor(run: Run, policies: dict[str, str], prompts, threshold_rule) -> MonitorResult:
+    m = run.params.monitor
+    heads = trained_heads(run)
     frames, obfuscation = [], []
     threshold = text_threshold = None
     for name, path in policies.items():

@@ -5,8 +5,10 @@ baselines (notebook 04): change one upstream key and re-run only a consumer (eva
 attacks, baselines), and it refuses with the key that changed and the command that rebuilds it;
 change nothing, and it reuses what is there."""
 
+import json
 import shutil
 
+import pandas as pd
 import pytest
 from organism_fixtures import tiny_params, trained_run
 
@@ -36,6 +38,11 @@ def upstream(tmp_path_factory):
 def consumer(upstream, tmp_path, **changes):
     """A copy of the upstream run opened with ``changes`` (deep-merged over the tiny params)."""
     shutil.copytree(upstream / "run", tmp_path / "run")
+    return consumer_of(tmp_path, **changes)
+
+
+def consumer_of(tmp_path, **changes):
+    """The run already copied to ``tmp_path`` opened with ``changes``."""
     return open_run(load_params(None, **tiny_params(tmp_path, **{"attacks": ATTACKS, **changes})), progress=False)
 
 
@@ -101,6 +108,21 @@ def test_monitor_reuses_what_is_current(upstream, tmp_path):
     assert m["monitor_false_alarm_benign_fit"] <= run.params.monitor.false_alarm
     assert m["monitor_n_benign_heldout"] == (benign.benign_split == "heldout").sum()
     assert m["monitor_false_alarm_benign_heldout"] == (benign[benign.benign_split == "heldout"].alarm >= 0).mean()
+    # cached under what made it: a second call reads the result back, exactly
+    folder = run.stage_dir("monitor") / "result"
+    done = (folder / "DONE").stat().st_mtime_ns
+    again = monitor_stage(run)
+    for name in ("rollouts", "stopped", "obfuscation", "verdicts"):
+        pd.testing.assert_frame_equal(getattr(again, name), getattr(result, name), check_exact=True)
+    assert json.dumps(again.metrics) == json.dumps(result.metrics)
+    assert (again.threshold, again.text_threshold) == (result.threshold, result.text_threshold)
+    # another threshold rule is computed afresh and leaves the cache as it is
+    other = monitor_stage(run, threshold_rule=lambda minima, budget: 0.0)
+    assert other.threshold == 0.0 and (folder / "DONE").stat().st_mtime_ns == done
+    # a changed monitor setting computes the result again, under its own identity
+    changed = consumer_of(tmp_path, monitor={"false_alarm": 0.5})
+    assert monitor_stage(changed).metrics["monitor_false_alarm_benign_fit"] <= 0.5
+    assert json.loads((folder / "identity.json").read_text())["monitor"]["false_alarm"] == 0.5
 
 
 def test_attacks_reuse_what_is_current(upstream, tmp_path):

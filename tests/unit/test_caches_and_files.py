@@ -7,12 +7,13 @@ import errno
 import math
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from craft.cli import error_line
 from craft.evaluate import judge_records, summary_metrics
-from craft.io import DamagedFileError, atomic_write, load_json
+from craft.io import DamagedFileError, atomic_write, frame_json, load_json, read_frame_json
 from craft.judges import JudgeStats
 from craft.runs import RunLockedError, locked
 from craft.stages.completions import read_records
@@ -129,3 +130,20 @@ def test_a_checkpoint_that_cannot_be_written_on_a_full_disk_says_so(tmp_path, mo
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 1 << 30, 9 << 30))
     with pytest.raises(RuntimeError, match="unexpected pos"):            # plenty of room: torch's own error
         train(Trainer())
+
+
+def test_a_frame_round_trips_through_json_exactly():
+    """The monitor stage's cache: every dtype it holds, floats to the last bit, lists kept as lists, the index."""
+    df = pd.DataFrame({"x": [0.1 + 0.2, float("nan"), 1e-300], "n": [1, 2, 3], "flag": [True, False, True],
+                       "verdict": pd.array([True, None, False], dtype="boolean"),
+                       "p_z": [[0.5, 1 / 3], [], [2.0]], "lead": [None, 3, -11],
+                       "r_ls": np.array([0.1, 0.2, 0.3], dtype=np.float32), "name": ["a", "b", "c"]},
+                      index=pd.Index(["u", "v", "w"], name="policy"))
+    back = read_frame_json(frame_json(df))
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert back.p_z.iat[0] == [0.5, 1 / 3] and isinstance(back.p_z.iat[1], list)
+    assert math.isnan(read_frame_json(frame_json(pd.DataFrame({"p_z": [[float("nan")]]}))).p_z.iat[0][0])
+    plain = df.reset_index(drop=True)
+    pd.testing.assert_frame_equal(read_frame_json(frame_json(plain)), plain, check_exact=True)
+    with pytest.raises(TypeError, match="ndarray"):
+        frame_json(pd.DataFrame({"z": [np.zeros(2)]}))
