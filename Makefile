@@ -53,7 +53,7 @@ endif
 endif
 
 .PHONY: help venv test unit lint nb-verify nb-params nb-check test-exercises test-book reproduce notebooks \
-	exercises book chromium lab lab-student instructor-notes clean
+	exercises book chromium lab lab-student instructor-notes section-times clean
 
 help: ## list targets
 	@echo "usage: make <target> [RUN=default|<a params/*.yaml name, e.g. paper-qwen3-4b-thinking>] [VENV=.venv]"
@@ -185,7 +185,10 @@ notebooks: reproduce ## re-run with defaults (RUN=default only), copy back over 
 		cp "runs/default/executed/$$(basename "$$nb")" "$$nb"
 	done
 	$(if $(NB),$(STRIP) $(NB))
-	echo "notebooks: refreshed $(words $(NB)) notebooks; review with git diff notebooks/"
+	echo "notebooks: refreshed $(words $(NB)) notebooks; review with git diff notebooks/ (from scratch: make section-times)"
+
+section-times: venv ## write the notebooks' header runtimes and section shares from runs/default/executed (a from-scratch run)
+	$(PY) scripts/section_times.py runs/default/executed --apply
 
 lab: venv ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from printed_numbers import outputs_text, unprinted, values
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -60,43 +61,12 @@ NOT_FROM_A_RUN = {
     "(the target was 0.75)": "a target written before the run",
     "inside the project's bar [0.40, 0.90]": "a bar written before the run",
 }
-NUMBER = re.compile(r"(?<![\w.])[−-]?\d+\.\d+(?:e[−-]?\d+)?(?![\w.])|(?<![\w.])\d+(?= ?%)")
-VALUE = re.compile(r"[−-]?\d+(?:\.\d+)?(?:e[−-]?\d+)?")
-REFERENCE = re.compile(r"(?:Theorem|Definition|Exercises?|Table|Fig\.|Section|§) ?\d+(?:\.\d+)*")
-
-
-def _outputs(notebook: Path) -> str:
-    """Everything a committed notebook printed or displayed (its outputs, not its own text)."""
-    import json
-
-    parts = []
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        for out in cell.get("outputs", []):
-            parts.append("".join(out.get("text", "")))
-            data = out.get("data", {})
-            parts += ["".join(data.get(kind, "")) for kind in ("text/plain", "text/html", "text/markdown")]
-    return "\n".join(parts)
-
-
-def _values(text: str) -> list[float]:
-    return [float(v.replace("−", "-")) for v in VALUE.findall(text)]
-
-
-def _printed(token: str, percent: bool, values: list[float]) -> bool:
-    """Whether ``token`` (as the README writes it) is one of ``values`` at the README's precision: a rate
-    written as a percentage also matches the fraction, a number in e-notation matches to its 2 digits."""
-    x = float(token.replace("−", "-"))
-    if "e" in token:
-        return any(v and abs(v - x) <= 0.051 * abs(x) for v in values)
-    decimals = len(token.split(".")[1]) if "." in token else 0
-    wanted = [(x, decimals)] + ([(x / 100, decimals + 2)] if percent else [])
-    return any(round(v, d) == round(w, d) for w, d in wanted for v in values)
 
 
 def _benchmark_values() -> list[float]:
     """Every number in the committed benchmark results (``benchmarks/results/*.json``)."""
     files = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-    return _values("\n".join(p.read_text(encoding="utf-8") for p in files))
+    return values("\n".join(p.read_text(encoding="utf-8") for p in files))
 
 
 def readme_numbers_not_printed(readme: str, notebooks: dict[str, str]) -> list[str]:
@@ -107,25 +77,20 @@ def readme_numbers_not_printed(readme: str, notebooks: dict[str, str]) -> list[s
     section = readme.split(RESULTS[0], 1)[1].split(RESULTS[1], 1)[0]
     for phrase in NOT_FROM_A_RUN:
         section = section.replace(phrase, " ")
-    section = REFERENCE.sub(" ", section)            # "Theorem 5.1", "Exercise 3.4", "§4.2": names, not results
     missing = []
     for block in re.split(r"\n(?=- \*\*)|\n\n", section):
         named = sorted(set(re.findall(r"[Nn]otebooks? (\d\d)", block)))
         if "`benchmarks/`" in block:
-            values = _benchmark_values()
+            among = _benchmark_values()
         else:
-            values = _values("\n".join(notebooks[n] for n in named) if named else "\n".join(notebooks.values()))
-        for m in NUMBER.finditer(block):
-            percent = block[m.end():m.end() + 2].strip().startswith("%")
-            if not _printed(m.group(), percent, values):
-                context = " ".join(block[max(0, m.start() - 60):m.end() + 15].split())
-                missing.append(f"{m.group()!r} in: …{context}…")
+            among = values("\n".join(notebooks[n] for n in named) if named else "\n".join(notebooks.values()))
+        missing += unprinted(block, among)
     return missing
 
 
 @pytest.fixture(scope="module")
 def notebook_outputs() -> dict[str, str]:
-    return {p.name[:2]: _outputs(p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    return {p.name[:2]: outputs_text(p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
 
 
 def test_every_number_of_the_results_is_printed_by_its_notebook(notebook_outputs):
