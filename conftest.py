@@ -55,17 +55,12 @@ def pytest_runtest_call(item):
     seen = item.parent.__dict__.setdefault("_craft_outputs", {})
     seen[index] = list(outputs)
     if "check" in cell.metadata.get("tags", []):
-        from craft.exercises import exercise_start, given_away, output_text, recorded_answers
+        from craft.exercises import check_leaks
 
-        start = exercise_start(cells, index)
-        above = [(f"cell {i} ({cells[i].source.splitlines()[0][:60]!r})", output_text(outs))
-                 for i, outs in sorted(seen.items()) if i < start]
-        for name, expected in recorded_answers(outputs):
-            leaks = given_away(expected, above)
-            if leaks:
-                LEAKS.append({"notebook": Path(str(item.parent.path)).name, "exercise": name, "leaks": leaks})
-                assert os.environ.get("CRAFT_EXERCISE_LEAKS") != "fail", (
-                    f"{name}: its answer is printed above the exercise: " + "; ".join(leaks))
+        for name, leaks in check_leaks(cells, index, outputs, seen):
+            LEAKS.append({"notebook": Path(str(item.parent.path)).name, "exercise": name, "leaks": leaks})
+            assert os.environ.get("CRAFT_EXERCISE_LEAKS") != "fail", (
+                f"{name}: its answer is printed above the exercise: " + "; ".join(leaks))
     return result
 
 

@@ -199,20 +199,28 @@ def exercise_start(cells: Sequence[Mapping], index: int) -> int:
                default=0)
 
 
+def check_leaks(cells: Sequence[Mapping], index: int, outputs: Iterable[Mapping],
+                above: Mapping[int, Iterable[Mapping]]) -> list[tuple[str, list[str]]]:
+    """``(name, leaks)`` of each answer the check cell at ``index`` records in ``outputs`` that the outputs of
+    the cells above its exercise (``above``: cell index -> outputs; later cells are ignored) give away
+    (:func:`given_away`). One rule for the outputs a notebook file holds (:func:`notebook_leaks`) and for those
+    nbval sees while it executes the notebooks (``conftest.py``)."""
+    start = exercise_start(cells, index)
+    texts = [(f"cell {i} ({_first_line(cells[i])!r})", output_text(outs))
+             for i, outs in sorted(above.items()) if i < start]
+    return [(name, leaks) for name, expected in recorded_answers(outputs) if (leaks := given_away(expected, texts))]
+
+
+def _first_line(cell: Mapping) -> str:
+    source = cell.get("source", "")
+    source = source if isinstance(source, str) else "".join(source)
+    return (source.splitlines() or [""])[0][:60]
+
+
 def notebook_leaks(cells: Sequence[Mapping]) -> list[dict]:
     """Every answer of a notebook's stored outputs that the outputs above its exercise give away
-    (:func:`given_away`): ``{"cell", "exercise", "leaks"}`` per answer. The rule nbval applies while it
-    executes the notebooks (``conftest.py``), applied to the outputs a notebook file holds."""
-    found = []
-    for index, cell in enumerate(cells):
-        if "check" not in (cell.get("metadata") or {}).get("tags", []):
-            continue
-        start = exercise_start(cells, index)
-        above = [(f"cell {i}", output_text(cells[i].get("outputs", []))) for i in range(start)
-                 if cells[i].get("cell_type") == "code"]
-        for name, expected in recorded_answers(cell.get("outputs", [])):
-            leaks = given_away(expected, above)
-            if leaks:
-                found.append({"cell": index, "exercise": name, "leaks": leaks})
-    return found
-
+    (:func:`check_leaks`): ``{"cell", "exercise", "leaks"}`` per answer."""
+    stored = {i: c.get("outputs", []) for i, c in enumerate(cells) if c.get("cell_type") == "code"}
+    return [{"cell": index, "exercise": name, "leaks": leaks}
+            for index, cell in enumerate(cells) if "check" in (cell.get("metadata") or {}).get("tags", [])
+            for name, leaks in check_leaks(cells, index, cell.get("outputs", []), stored)]

@@ -82,7 +82,7 @@ def test_notebook_leaks_reads_the_stored_outputs_above_the_exercise():
     cells = _stored("the rate is 0.412", 0.4123)
     assert exercise_start(cells, 4) == 2 and exercise_start(cells, 1) == 0
     assert notebook_leaks(cells) == [{"cell": 4, "exercise": "Exercise 9.1",
-                                      "leaks": ["0.4123 printed as 0.412 by cell 0"]}]
+                                      "leaks": ["0.4123 printed as 0.412 by cell 0 (\"print('the rate is 0.412')\")"]}]
     assert notebook_leaks(_stored("the rate is 0.399", 0.4123)) == []
     # an output after the exercise (its own solution's) is not above it
     cells = _stored("nothing here", 0.4123)
