@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from craft.evaluate import coded_flags, judge_records
-from craft.io import atomic_write, frame_json, load_json, read_frame_json
+from craft.io import DamagedFileError, atomic_write, frame_json, load_json, read_frame_json
 from craft.latents import trace_latents, trace_token_states
 from craft.lclr import LCLRHeads
 from craft.monitor import (
@@ -292,13 +292,26 @@ def monitor_artifact(run: Run, policies: dict[str, str], prompts) -> Artifact:
 def _save(result: MonitorResult, folder: Path) -> None:
     for name in _FRAMES:
         atomic_write(folder / f"{name}.json", frame_json(getattr(result, name)))
-    atomic_write(folder / "numbers.json", json.dumps({"threshold": result.threshold, "text_threshold":
-                                                      result.text_threshold, "metrics": result.metrics}))
+    numbers = {"threshold": result.threshold, "text_threshold": result.text_threshold, "metrics": result.metrics}
+    atomic_write(folder / "numbers.json", json.dumps(numbers, default=_unwrap))
+
+
+def _unwrap(x):
+    if isinstance(x, np.generic):         # a numpy scalar among the metrics: its Python value, exactly
+        return x.item()
+    raise TypeError(f"a monitor metric of type {type(x).__name__} has no JSON form: {x!r:.80}")
 
 
 def _load(folder: Path) -> MonitorResult:
-    numbers = load_json(folder / "numbers.json")
-    frames = {name: read_frame_json((folder / f"{name}.json").read_text(encoding="utf-8")) for name in _FRAMES}
+    remedy = f"delete {folder}, and the stage computes it again"
+    numbers = load_json(folder / "numbers.json", remedy)
+    frames = {}
+    for name in _FRAMES:
+        path = folder / f"{name}.json"
+        try:
+            frames[name] = read_frame_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise DamagedFileError(path, f"not a frame craft wrote: {e}", remedy) from None
     return MonitorResult(numbers["threshold"], numbers["text_threshold"], metrics=numbers["metrics"], **frames)
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from organism_fixtures import tiny_params, trained_run
 
+from craft.io import DamagedFileError
 from craft.runs import StaleArtifactError
 from craft.stages import baselines as baselines_module
 from craft.stages import load_params, open_run
@@ -116,6 +117,12 @@ def test_monitor_reuses_what_is_current(upstream, tmp_path):
         pd.testing.assert_frame_equal(getattr(again, name), getattr(result, name), check_exact=True)
     assert json.dumps(again.metrics) == json.dumps(result.metrics)
     assert (again.threshold, again.text_threshold) == (result.threshold, result.text_threshold)
+    # a damaged cache file is named, with what to do, never read in silence
+    saved = (folder / "rollouts.json").read_text()
+    (folder / "rollouts.json").write_text(saved[: len(saved) // 2])
+    with pytest.raises(DamagedFileError, match=r"rollouts\.json is damaged .*delete .*result"):
+        monitor_stage(run)
+    (folder / "rollouts.json").write_text(saved)
     # another threshold rule is computed afresh and leaves the cache as it is
     other = monitor_stage(run, threshold_rule=lambda minima, budget: 0.0)
     assert other.threshold == 0.0 and (folder / "DONE").stat().st_mtime_ns == done
