@@ -131,22 +131,24 @@ def load_json(path: str | Path, remedy: str = "delete it, and the stage that wro
         raise DamagedFileError(path, f"not valid JSON: {e}", remedy) from None
 
 
-def _frame_value(x):
-    """A cell of a frame as exact JSON: Python numbers as they are (``json`` writes a float's shortest exact repr,
-    NaN as ``NaN``), numpy scalars unwrapped, pandas' NA as null, lists and dicts cell by cell."""
+def exact_json(x):
+    """``x`` as exact JSON values: Python numbers as they are (``json`` writes a float's shortest exact repr, NaN as
+    ``NaN``), numpy scalars unwrapped, pandas' NA as null, lists and dicts item by item; TypeError for anything
+    else. A frame's cells (:func:`frame_json`), or ``json.dumps(..., default=exact_json)``. Unlike
+    :func:`clean_json`, NaN stays NaN, so a number reads back as it was."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, (list, tuple)):
-        return [_frame_value(v) for v in x]
+        return [exact_json(v) for v in x]
     if isinstance(x, dict):
-        return {str(k): _frame_value(v) for k, v in x.items()}
+        return {str(k): exact_json(v) for k, v in x.items()}
     if x is None or isinstance(x, (bool, int, float, str)):
         return x
     import pandas as pd
 
     if x is pd.NA or x is pd.NaT:
         return None
-    raise TypeError(f"a frame cell of type {type(x).__name__} has no exact JSON form: {x!r:.80}")
+    raise TypeError(f"a value of type {type(x).__name__} has no exact JSON form: {x!r:.80}")
 
 
 def frame_json(df) -> str:
@@ -159,8 +161,8 @@ def frame_json(df) -> str:
     ranged = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
     return json.dumps({
         "columns": [str(c) for c in df.columns], "dtypes": [str(t) for t in df.dtypes],
-        "data": [[_frame_value(v) for v in df[c].tolist()] for c in df.columns],
-        "index": len(index) if ranged else [_frame_value(v) for v in index.tolist()],
+        "data": [[exact_json(v) for v in df[c].tolist()] for c in df.columns],
+        "index": len(index) if ranged else [exact_json(v) for v in index.tolist()],
         "index_name": index.name, "index_dtype": str(index.dtype)})
 
 

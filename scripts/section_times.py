@@ -25,6 +25,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^\| (?!section \|)(?!---)(.+?) \| (< 1 %|\d+ %)(.*?) \|$", re.M)
+HEADING = re.compile(r"^## (.+)$", re.M)
 RUNTIME = re.compile(r"about (\d+(?:\.\d+)?) min on 2 cores \(measured, (?:an?|on) [^,()]+, from scratch\)")
 
 
@@ -34,9 +35,7 @@ def section_seconds(nb) -> tuple[list[tuple[str, float]], float]:
     sections = [["set-up", 0.0]]
     for cell in nb.cells[1:]:
         if cell.cell_type == "markdown":
-            m = re.search(r"^## (.+)", cell.source, re.M)
-            if m:
-                sections.append([m.group(1).strip(), 0.0])
+            sections += [[m.group(1).strip(), 0.0] for m in HEADING.finditer(cell.source)]
         else:
             sections[-1][1] += float((cell.metadata.get("papermill") or {}).get("duration") or 0.0)
     return [(name, secs) for name, secs in sections], sum(s for _, s in sections)
@@ -44,7 +43,7 @@ def section_seconds(nb) -> tuple[list[tuple[str, float]], float]:
 
 def headings(nb) -> list[str]:
     """The ``## `` headings of ``nb``'s markdown cells, in order."""
-    return [m.group(0) for c in nb.cells if c.cell_type == "markdown" for m in re.finditer(r"^## .+$", c.source, re.M)]
+    return [m.group(0) for c in nb.cells if c.cell_type == "markdown" for m in HEADING.finditer(c.source)]
 
 
 def share(seconds: float, total: float) -> str:

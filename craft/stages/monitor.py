@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from craft.evaluate import coded_flags, judge_records
-from craft.io import DamagedFileError, atomic_write, frame_json, load_json, read_frame_json
+from craft.io import DamagedFileError, atomic_write, exact_json, frame_json, load_json, read_frame_json
 from craft.latents import trace_latents, trace_token_states
 from craft.lclr import LCLRHeads
 from craft.monitor import (
@@ -293,13 +293,7 @@ def _save(result: MonitorResult, folder: Path) -> None:
     for name in _FRAMES:
         atomic_write(folder / f"{name}.json", frame_json(getattr(result, name)))
     numbers = {"threshold": result.threshold, "text_threshold": result.text_threshold, "metrics": result.metrics}
-    atomic_write(folder / "numbers.json", json.dumps(numbers, default=_unwrap))
-
-
-def _unwrap(x):
-    if isinstance(x, np.generic):         # a numpy scalar among the metrics: its Python value, exactly
-        return x.item()
-    raise TypeError(f"a monitor metric of type {type(x).__name__} has no JSON form: {x!r:.80}")
+    atomic_write(folder / "numbers.json", json.dumps(numbers, default=exact_json))
 
 
 def _load(folder: Path) -> MonitorResult:
